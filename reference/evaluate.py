@@ -1,0 +1,146 @@
+"""NumPy evaluation of a resolved graph: forward values and reverse-mode derivatives.
+
+``evaluate(node, env)`` computes a node's value from the values of its leaves.
+A ``Derivative`` node is computed by reverse mode over its own sub-graph, using
+each op's hand-written VJP:
+
+- ``grad(f, x)``: f must be a scalar; the result has x's shape.
+- ``jacobian(y, x)``: shape ``y.shape + x.shape`` when both are at most vectors
+  (the natural ``(len(y), len(x))``), otherwise ``(y.size, x.size)`` with both
+  flattened in row-major order; ``J[i, j] = d y_i / d x_j``.
+- ``derivative(y, x)``: the element-wise derivative of an element-wise y; it has
+  x's shape.
+
+An ``observe`` callback sees every op application with its argument values;
+sampling uses it to measure how close a draw came to an op's kink.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import numpy as np
+
+from reference.errors import EvaluationError
+from reference.graph import Apply, Constant, Derivative, Leaf, Node, operands, walk
+
+Array = np.ndarray
+Observer = Callable[[Apply, tuple[Array, ...]], None]
+_NUMPY_ERRORS = (ValueError, TypeError, IndexError, ZeroDivisionError, np.linalg.LinAlgError)
+
+
+def evaluate(node: Node, env: Mapping[str, Array], observe: Observer | None = None) -> Array:
+    """The float64 value of ``node`` given the values of its leaves."""
+    with np.errstate(all="ignore"):  # non-finite values are judged by the caller, not warned about
+        return _Evaluator(env, observe).value(node)
+
+
+def jacobian_shape(f_shape: tuple[int, ...], x_shape: tuple[int, ...]) -> tuple[int, ...]:
+    if len(f_shape) <= 1 and len(x_shape) <= 1:
+        return f_shape + x_shape
+    return (int(np.prod(f_shape)), int(np.prod(x_shape)))
+
+
+class _Evaluator:
+    def __init__(self, env: Mapping[str, Array], observe: Observer | None) -> None:
+        self.env = env
+        self.observe = observe
+        self.memo: dict[int, Array] = {}
+
+    def value(self, node: Node) -> Array:
+        key = id(node)
+        if key not in self.memo:
+            for n in walk(node, operands):  # children first, so no deep recursion
+                if id(n) not in self.memo:
+                    self.memo[id(n)] = self._compute(n)
+        return self.memo[key]
+
+    def _compute(self, node: Node) -> Array:
+        if isinstance(node, Leaf):
+            if node.name not in self.env:
+                raise EvaluationError(f"no value given for '{node.name}'")
+            return np.asarray(self.env[node.name], dtype=np.float64)
+        if isinstance(node, Constant):
+            return node.value
+        if isinstance(node, Apply):
+            return self._apply(node)
+        return self._derivative(node)
+
+    def _apply(self, node: Apply) -> Array:
+        args = tuple(self.memo[id(a)] for a in node.args)
+        if self.observe is not None:
+            self.observe(node, args)
+        try:
+            out = node.op.forward(*args, **node.params)
+        except EvaluationError as exc:
+            raise EvaluationError(f"in '{node.text}': {exc}") from None
+        except _NUMPY_ERRORS as exc:
+            shapes = ", ".join(str(a.shape) for a in args)
+            raise EvaluationError(f"in '{node.text}': {node.op.name} of shapes {shapes}: {exc}") from None
+        return np.asarray(out, dtype=np.float64)
+
+    def _derivative(self, node: Derivative) -> Array:
+        at = self.memo[id(node.at)]
+        inner = _Evaluator({**self.env, node.wrt: at}, self.observe)
+        f = inner.value(node.f)
+        if node.kind == "grad":
+            if f.size != 1:
+                raise EvaluationError(f"'{node.text}': grad needs a scalar, but the quantity has shape {f.shape}; "
+                                      "use jacobian or derivative")
+            return backward(node.f, node.wrt, [np.ones_like(f)], inner)[0]
+        if node.kind == "derivative":
+            if f.shape != at.shape:
+                raise EvaluationError(f"'{node.text}': an element-wise derivative needs the quantity {f.shape} "
+                                      f"and the variable {at.shape} to have the same shape; use jacobian")
+            return backward(node.f, node.wrt, [np.ones_like(f)], inner)[0]
+        seeds = [np.eye(f.size)[i].reshape(f.shape) for i in range(f.size)]
+        rows = backward(node.f, node.wrt, seeds, inner)
+        jac = np.stack([r.reshape(-1) for r in rows]) if rows else np.zeros((0, at.size))
+        return jac.reshape(jacobian_shape(f.shape, at.shape))
+
+
+def backward(root: Node, wrt: str, seeds: list[Array], ev: _Evaluator) -> list[Array]:
+    """Cotangents of the leaf ``wrt`` for each seed cotangent of ``root``'s value."""
+    order = walk(root, operands)
+    live = _depends(order, wrt)
+    at_shape = ev.env[wrt].shape
+    if id(root) not in live:
+        return [np.zeros(at_shape) for _ in seeds]
+    return [_backward_one(order, live, root, wrt, seed, ev) for seed in seeds]
+
+
+def _depends(order: list[Node], wrt: str) -> set[int]:
+    """Ids of the nodes whose value depends on the leaf ``wrt`` (order: children first)."""
+    live: set[int] = set()
+    for n in order:
+        if (isinstance(n, Leaf) and n.name == wrt) or any(id(c) in live for c in operands(n)):
+            live.add(id(n))
+    return live
+
+
+def _backward_one(order: list[Node], live: set[int], root: Node, wrt: str, seed: Array, ev: _Evaluator) -> Array:
+    grads: dict[int, Array] = {id(root): np.asarray(seed, dtype=np.float64)}
+    total = np.zeros(ev.env[wrt].shape)
+    with np.errstate(all="ignore"):
+        for node in reversed(order):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if isinstance(node, Leaf):
+                total = total + g
+            elif isinstance(node, Derivative):
+                raise EvaluationError(f"'{node.text}' lies on a path that is differentiated again; "
+                                      "second derivatives are not supported")
+            elif isinstance(node, Apply):
+                _propagate(node, g, live, grads, ev)
+    return total
+
+
+def _propagate(node: Apply, g: Array, live: set[int], grads: dict[int, Array], ev: _Evaluator) -> None:
+    args = tuple(ev.memo[id(a)] for a in node.args)
+    cts = node.op.vjp(g, ev.memo[id(node)], *args, **node.params)
+    for arg, ct in zip(node.args, cts):
+        if ct is None or id(arg) not in live:
+            continue
+        ct = np.asarray(ct, dtype=np.float64)
+        grads[id(arg)] = grads[id(arg)] + ct if id(arg) in grads else ct
