@@ -1,0 +1,163 @@
+"""Seeded trials: dimensions and inputs drawn per question, with expected values.
+
+Every draw comes from ``numpy.random.SeedSequence(seed, spawn_key=...)`` keyed by
+the problem, the function, the trial, the attempt and the input's name, so a
+trial is reproduced from the printed seed alone, on any machine, and adding an
+input or a question does not change the draws of the others.
+
+Trial 0 uses the smallest dimensions, so the first failure a student sees is a
+small one. A draw that brings any op on the path within ``kink_margin`` of a
+point where it is not differentiable (ReLU at 0, max at a tie), or that makes an
+argument or an expected value non-finite, is redrawn.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from grader.distributions import DISTRIBUTIONS
+from grader.spec import DimSpec, InputSpec, ProblemSpec, QuestionSpec
+from reference.errors import EvaluationError, ExpressionError, SamplingError
+from reference.evaluate import evaluate
+from reference.graph import Apply, Node, leaf_names
+
+MAX_ATTEMPTS = 100
+
+
+@dataclass(frozen=True)
+class CompiledQuestion:
+    """A question resolved into graphs: how each argument is computed, and each expected output."""
+
+    problem: ProblemSpec
+    question: QuestionSpec
+    arg_nodes: Mapping[str, Node]  # leaves: the problem's inputs and dimensions
+    output_nodes: tuple[Node, ...]  # leaves: the question's arguments and the dimensions
+    needed_inputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Trial:
+    index: int
+    seed: int
+    attempt: int  # how many draws were rejected before this one
+    dims: Mapping[str, int]
+    args: Mapping[str, np.ndarray]  # float64; a dimension argument is a 0-d array
+    expected: tuple[np.ndarray, ...]
+    case: Mapping[str, Any] | None  # the fixed values of an extra case, if this trial is one
+
+
+def compile_question(problem: ProblemSpec, question: QuestionSpec) -> CompiledQuestion:
+    """Resolve a question's arguments and outputs; raise ``ExpressionError`` naming the output at fault."""
+    dims = frozenset(d.name for d in problem.dims)
+    arg_nodes = {a: problem.graph.resolve_name(a, problem.variables) for a in question.args}
+    leaves = frozenset(question.args) | dims
+    outputs = []
+    for out in question.outputs:
+        try:
+            outputs.append(problem.graph.resolve(out.expr, leaves))
+        except ExpressionError as exc:
+            raise ExpressionError(f"output '{out.name}' ({out.text}): {exc}", exc.col) from None
+    needed = set().union(*(leaf_names(n) for n in arg_nodes.values())) if arg_nodes else set()
+    return CompiledQuestion(problem, question, arg_nodes, tuple(outputs),
+                            tuple(name for name in problem.inputs if name in needed))
+
+
+def draw_trials(cq: CompiledQuestion, seed: int, trials: int | None = None) -> list[Trial]:
+    """The question's random trials (``trials`` of them, default the spec's), then its fixed cases."""
+    n = cq.question.trials if trials is None else trials
+    random = [draw_trial(cq, seed, i) for i in range(n)]
+    return random + [draw_trial(cq, seed, n + j, case) for j, case in enumerate(cq.question.cases)]
+
+
+def draw_trial(cq: CompiledQuestion, seed: int, index: int, case: Mapping[str, Any] | None = None) -> Trial:
+    """One trial, redrawn until it stays clear of every kink; raise ``SamplingError`` if it never does."""
+    closest: tuple[float, str] = (np.inf, "")
+    for attempt in range(MAX_ATTEMPTS):
+        trial, closest = _attempt(cq, seed, index, attempt, case)
+        if trial is not None:
+            return trial
+    margin = cq.question.kink_margin
+    raise SamplingError(
+        f"trial {index}: none of {MAX_ATTEMPTS} draws stayed clear of non-differentiable or non-finite "
+        f"values; closest: {closest[1]} (distance {closest[0]:.3g}, kink_margin {margin:g}). "
+        "Change the input distributions or lower kink_margin")
+
+
+class _KinkTracker:
+    """Remembers the op application that came closest to its kink."""
+
+    def __init__(self) -> None:
+        self.closest: tuple[float, str] = (np.inf, "")
+
+    def __call__(self, node: Apply, args: tuple[np.ndarray, ...]) -> None:
+        if node.op.kink is None:
+            return
+        d = float(node.op.kink(*args, **node.params))
+        d = 0.0 if np.isnan(d) else d
+        if d < self.closest[0]:
+            self.closest = (d, f"{node.op.kink_where} in '{node.text}'")
+
+
+def _attempt(
+    cq: CompiledQuestion, seed: int, index: int, attempt: int, case: Mapping[str, Any] | None
+) -> tuple[Trial | None, tuple[float, str]]:
+    key = (_key(cq.problem.name), _key(cq.question.function), index, attempt)
+    dims = _draw_dims(cq.problem.dims, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key)),
+                      smallest=index == 0 and case is None, case=case or {})
+    env: dict[str, np.ndarray] = {d: np.asarray(float(v)) for d, v in dims.items()}
+    for name in cq.needed_inputs:
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key + (_key(name),)))
+        env[name] = _draw_input(cq.problem.inputs[name], dims, rng, (case or {}).get(name))
+    tracker = _KinkTracker()
+    args = {a: evaluate(node, env, tracker) for a, node in cq.arg_nodes.items()}
+    leaf_env = {**{d: env[d] for d in dims}, **args}
+    expected = tuple(_expected(cq, i, node, leaf_env, tracker) for i, node in enumerate(cq.output_nodes))
+    finite = all(np.all(np.isfinite(v)) for v in (*args.values(), *expected))
+    if not finite:
+        return None, (0.0, "a non-finite argument or expected value")
+    if tracker.closest[0] < cq.question.kink_margin:
+        return None, tracker.closest
+    return Trial(index, seed, attempt, dims, args, expected, dict(case) if case else None), tracker.closest
+
+
+def _expected(cq: CompiledQuestion, i: int, node: Node, env: Mapping[str, np.ndarray], tracker: _KinkTracker
+              ) -> np.ndarray:
+    try:
+        return evaluate(node, env, tracker)
+    except EvaluationError as exc:
+        out = cq.question.outputs[i]
+        raise EvaluationError(f"output '{out.name}' ({out.text}): {exc}") from None
+
+
+def _draw_dims(specs: tuple[DimSpec, ...], rng: np.random.Generator, smallest: bool,
+               case: Mapping[str, Any]) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    for d in specs:
+        low, high = (b if isinstance(b, int) else dims[b] for b in (d.low, d.high))
+        if d.name in case:
+            dims[d.name] = int(case[d.name])
+        elif low > high:
+            raise SamplingError(f"dimension '{d.name}' has an empty range [{low}, {high}]")
+        else:
+            dims[d.name] = low if smallest else int(rng.integers(low, high + 1))
+    return dims
+
+
+def _draw_input(spec: InputSpec, dims: Mapping[str, int], rng: np.random.Generator, fixed: Any) -> np.ndarray:
+    shape = tuple(s if isinstance(s, int) else dims[s] for s in spec.shape)
+    if fixed is not None:
+        return DISTRIBUTIONS["fixed"].draw(rng, shape, {"value": fixed})
+    dist = DISTRIBUTIONS[spec.dist]
+    try:
+        return np.asarray(dist.draw(rng, shape, spec.options), dtype=np.float64)
+    except SamplingError as exc:
+        raise SamplingError(f"input '{spec.name}': {exc}") from None
+
+
+def _key(name: str) -> int:
+    # crc32 is stable across runs and machines, unlike hash() of a str.
+    return zlib.crc32(name.encode())

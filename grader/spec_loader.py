@@ -1,0 +1,425 @@
+"""YAML -> the typed spec model, collecting every problem instead of stopping at the first.
+
+Each section has its own small reader that records what is wrong in a
+``_Problems`` collector and returns what it could build. After the structure is
+sound, every question is dry-run once (its first trial and its fixed cases) so
+that shapes that do not fit, kinks that cannot be avoided and distributions that
+cannot be drawn are reported by ``grade validate`` rather than met while grading.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from grader.distributions import DISTRIBUTIONS
+from grader.spec import (
+    COMPARE_MODES, PROJECT_DEFAULTS, CompareSpec, DimSpec, InputSpec, OutputSpec, ProblemSet, ProblemSpec,
+    QuestionSpec, SpecProblem, Tolerance,
+)
+from reference.errors import ExpressionError, ToolkitError
+from reference.expr import Expr, parse
+from reference.graph import Graph
+
+SET_FILE = "set.yaml"
+FILE_KEYS = ("problem", "title", "defaults", "dims", "inputs", "nodes", "questions")
+SET_KEYS = ("name", "title", "defaults")
+INPUT_KEYS = ("shape", "dist")
+QUESTION_KEYS = ("id", "function", "args", "returns", "points", "trials", "rtol", "atol",
+                 "compare", "cases", "kink_margin", "timeout")
+COMPARE_KEYS = ("mode", "over", "strict")
+
+
+@dataclass
+class _Problems:
+    """Collects the problems of one file; ``question`` is set while a question is read."""
+
+    file: str
+    found: list[SpecProblem] = field(default_factory=list)
+    question: str | None = None
+
+    def add(self, where: str, message: str, fix: str = "") -> None:
+        self.found.append(SpecProblem(self.file, self.question, where, message, fix))
+
+    def unknown_keys(self, where: str, mapping: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+        for key in mapping:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                fix = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
+                self.add(f"{where}{key}" if where else str(key), "unknown field", fix)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that rejects duplicate keys, which plain YAML silently overwrites."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}'", key_node.start_mark)
+        seen[key] = loader.construct_object(value_node, deep=deep)
+    return seen
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
+    """Read a problem-set folder or a single spec file; return what was built and every problem."""
+    if not path.exists():
+        return None, [SpecProblem(str(path), None, "path", "does not exist",
+                                  "give a problem-set folder or a .yaml spec file")]
+    files = sorted(p for p in path.glob("*.y*ml") if p.name != SET_FILE) if path.is_dir() else [path]
+    meta, problems = _read_set_meta(path / SET_FILE if path.is_dir() else None)
+    if not files:
+        problems.append(SpecProblem(str(path), None, "path", "holds no .yaml spec files",
+                                    "add one file per problem, such as reg.yaml"))
+    specs = []
+    for f in files:
+        spec, found = _load_file(f, meta.get("defaults", {}))
+        problems += found
+        if spec is not None:
+            specs.append(spec)
+    problems += _check_across_files(specs)
+    name = meta.get("name") or (path.name if path.is_dir() else path.stem)
+    title = meta.get("title") or name
+    return ProblemSet(path, str(name), str(title), tuple(specs)), problems
+
+
+def _read_yaml(path: Path, out: _Problems) -> Any:
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except OSError as exc:
+        out.add("file", f"cannot be read: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        out.add("file", "is not UTF-8 text")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(exc, "problem", None) or str(exc)
+        out.add(where, f"not valid YAML: {problem}", "check the indentation and quoting around that line")
+    return None
+
+
+def _read_set_meta(path: Path | None) -> tuple[dict[str, Any], list[SpecProblem]]:
+    if path is None or not path.exists():
+        return {}, []
+    out = _Problems(str(path))
+    data = _read_yaml(path, out)
+    if data is None:
+        return {}, out.found
+    if not isinstance(data, dict):
+        out.add("file", "must be a mapping with name, title and defaults")
+        return {}, out.found
+    out.unknown_keys("", data, SET_KEYS)
+    return {**data, "defaults": _read_defaults(data.get("defaults", {}), out, {})}, out.found
+
+
+def _load_file(path: Path, set_defaults: Mapping[str, Any]) -> tuple[ProblemSpec | None, list[SpecProblem]]:
+    out = _Problems(str(path))
+    data = _read_yaml(path, out)
+    if data is None and not out.found:
+        out.add("file", "is empty", "write a problem spec: dims, inputs, nodes, questions")
+    if data is None:
+        return None, out.found
+    if not isinstance(data, dict):
+        out.add("file", f"must be a mapping of fields, not a {type(data).__name__}", "see docs/specs.md")
+        return None, out.found
+    out.unknown_keys("", data, FILE_KEYS)
+    spec = _build(path, data, out, set_defaults)
+    if spec is not None and not out.found:
+        _dry_run(spec, out)
+    return spec, out.found
+
+
+def _build(path: Path, data: dict, out: _Problems, set_defaults: Mapping[str, Any]) -> ProblemSpec | None:
+    name = data.get("problem", path.stem)
+    if not isinstance(name, str) or not name.isidentifier():
+        out.add("problem", f"must be an identifier-like name, got {name!r}", "use letters, digits and _")
+        name = path.stem
+    defaults = _read_defaults(data.get("defaults", {}), out, {**PROJECT_DEFAULTS, **set_defaults})
+    dims = _read_dims(data.get("dims", {}), out)
+    inputs = _read_inputs(data.get("inputs", {}), out, dims)
+    nodes = _read_nodes(data.get("nodes", {}), out, set(inputs) | {d.name for d in dims})
+    graph = Graph(nodes, frozenset(inputs) | {d.name for d in dims})
+    _check_node_graph(graph, out)
+    raw_questions = data.get("questions")
+    if not isinstance(raw_questions, list) or not raw_questions:
+        out.add("questions", "must be a non-empty list of questions", "add at least one question")
+        raw_questions = []
+    known = set(inputs) | set(nodes) | {d.name for d in dims}
+    questions = [q for i, raw in enumerate(raw_questions)
+                 if (q := _read_question(i, raw, out, defaults, known, set(inputs))) is not None]
+    out.question = None
+    title = data.get("title", name)
+    return ProblemSpec(path, name, str(title), tuple(dims), inputs, nodes, tuple(questions), graph)
+
+
+# --- small checks ------------------------------------------------------------
+
+
+def _number(value: Any, where: str, out: _Problems, positive: bool = True, integer: bool = False) -> bool:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and (not integer or float(value).is_integer()) and (value > 0 if positive else value >= 0)
+    if not ok:
+        kind = "whole number" if integer else "number"
+        out.add(where, f"must be a {'positive' if positive else 'non-negative'} {kind}, got {value!r}")
+    return ok
+
+
+def _mapping(value: Any, where: str, out: _Problems, fix: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        out.add(where, f"must be a mapping, not a {type(value).__name__}", fix)
+        return {}
+    return value
+
+
+def _read_defaults(raw: Any, out: _Problems, base: Mapping[str, Any]) -> dict[str, Any]:
+    raw = _mapping(raw, "defaults", out, "write e.g. defaults: {trials: 10, rtol: 1e-6}")
+    out.unknown_keys("defaults.", raw, tuple(PROJECT_DEFAULTS))
+    merged = dict(base)
+    for key, value in raw.items():
+        if key in PROJECT_DEFAULTS and _number(value, f"defaults.{key}", out, integer=key == "trials",
+                                               positive=key != "atol"):
+            merged[key] = value
+    return merged
+
+
+def _read_dims(raw: Any, out: _Problems) -> list[DimSpec]:
+    dims: list[DimSpec] = []
+    for name, value in _mapping(raw, "dims", out, "write e.g. dims: {n: [1, 5], K: 3}").items():
+        where = f"dims.{name}"
+        if not str(name).isidentifier():
+            out.add(where, "a dimension name must be an identifier")
+            continue
+        bounds = value if isinstance(value, list) else [value, value]
+        earlier = {d.name for d in dims}
+        if len(bounds) != 2 or not all(_bound_ok(b, earlier) for b in bounds):
+            out.add(where, f"must be a whole number >= 1 or a range [low, high] of them (or of earlier dims), "
+                           f"got {value!r}", "write e.g. [1, 5] or [1, n]")
+            continue
+        if all(isinstance(b, int) for b in bounds) and bounds[0] > bounds[1]:
+            out.add(where, f"range [{bounds[0]}, {bounds[1]}] is empty", "put the smaller bound first")
+            continue
+        dims.append(DimSpec(str(name), bounds[0], bounds[1]))
+    return dims
+
+
+def _bound_ok(b: Any, earlier: set[str]) -> bool:
+    return (isinstance(b, int) and not isinstance(b, bool) and b >= 1) or (isinstance(b, str) and b in earlier)
+
+
+def _read_inputs(raw: Any, out: _Problems, dims: list[DimSpec]) -> dict[str, InputSpec]:
+    dim_names = {d.name for d in dims}
+    inputs: dict[str, InputSpec] = {}
+    for name, value in _mapping(raw, "inputs", out, "write e.g. inputs: {x: {shape: [n]}}").items():
+        where = f"inputs.{name}"
+        if not str(name).isidentifier() or name in dim_names:
+            out.add(where, "an input name must be an identifier that is not also a dimension")
+            continue
+        value = _mapping(value, where, out, "write e.g. {shape: [n], dist: normal, scale: 2}")
+        shape = _read_shape(value.get("shape", []), f"{where}.shape", out, dim_names)
+        dist_name = value.get("dist", "normal")
+        dist = DISTRIBUTIONS.get(dist_name)
+        if dist is None:
+            out.add(f"{where}.dist", f"unknown distribution {dist_name!r}", f"use one of {', '.join(DISTRIBUTIONS)}")
+            continue
+        options = {k: v for k, v in value.items() if k not in INPUT_KEYS}
+        out.unknown_keys(f"{where}.", options, tuple(dist.options))
+        options = {**dist.options, **options}
+        missing = [k for k, v in options.items() if v is None]
+        for key in missing:
+            out.add(f"{where}.{key}", f"is required by dist {dist_name}")
+        for message in ([] if missing else dist.check(options)):
+            out.add(where, message)
+        inputs[str(name)] = InputSpec(str(name), shape, dist_name, options)
+    return inputs
+
+
+def _read_shape(raw: Any, where: str, out: _Problems, dims: set[str]) -> tuple[int | str, ...]:
+    if not isinstance(raw, list):
+        out.add(where, f"must be a list of dimension names or whole numbers, got {raw!r}", "write e.g. [h, n]")
+        return ()
+    for s in raw:
+        if not ((isinstance(s, int) and not isinstance(s, bool) and s >= 0) or (isinstance(s, str) and s in dims)):
+            out.add(where, f"{s!r} is neither a declared dimension nor a whole number", "declare it under dims")
+            return ()
+    return tuple(raw)
+
+
+def _read_nodes(raw: Any, out: _Problems, variables: set[str]) -> dict[str, Expr]:
+    nodes: dict[str, Expr] = {}
+    for name, text in _mapping(raw, "nodes", out, "write e.g. nodes: {z1: W1 @ x + b1}").items():
+        where = f"nodes.{name}"
+        if not str(name).isidentifier() or name in variables:
+            out.add(where, "a node name must be an identifier that is not an input or a dimension")
+            continue
+        expr = _parse(text, where, out)
+        if expr is not None:
+            nodes[str(name)] = expr
+    return nodes
+
+
+def _parse(text: Any, where: str, out: _Problems) -> Expr | None:
+    try:
+        return parse(text if isinstance(text, str) else str(text))
+    except ExpressionError as exc:
+        at = f" (at column {exc.col + 1})" if exc.col is not None else ""
+        out.add(where, f"'{text}': {exc}{at}", "see docs/specs.md, 'Expressions'")
+        return None
+
+
+def _check_node_graph(graph: Graph, out: _Problems) -> None:
+    for name in graph.nodes:
+        try:
+            graph.resolve_name(name, graph.variables)
+        except ExpressionError as exc:
+            out.add(f"nodes.{name}", str(exc), "define every name it uses under inputs, dims or nodes")
+
+
+def _check_across_files(specs: list[ProblemSpec]) -> list[SpecProblem]:
+    found: list[SpecProblem] = []
+    seen_fn: dict[str, str] = {}
+    seen_problem: dict[str, str] = {}
+    for spec in specs:
+        if spec.name in seen_problem:
+            found.append(SpecProblem(str(spec.path), None, "problem", f"name '{spec.name}' is also used by "
+                                     f"{seen_problem[spec.name]}", "give every problem its own name"))
+        seen_problem[spec.name] = str(spec.path)
+        for q in spec.questions:
+            if q.function in seen_fn:
+                found.append(SpecProblem(str(spec.path), q.id, "function", f"'{q.function}' is also asked for "
+                                         f"in {seen_fn[q.function]}", "every question needs its own function"))
+            seen_fn[q.function] = str(spec.path)
+    return found
+
+
+# --- questions ------------------------------------------------------------------
+
+
+def _read_question(i: int, raw: Any, out: _Problems, defaults: Mapping[str, Any], known: set[str],
+                   inputs: set[str]) -> QuestionSpec | None:
+    out.question = f"#{i + 1}"
+    if not isinstance(raw, dict):
+        out.add("question", f"must be a mapping, not {raw!r}", "write function:, args:, returns:")
+        return None
+    function = raw.get("function")
+    if not isinstance(function, str) or not function.isidentifier() or keyword.iskeyword(function):
+        out.add("function", f"must be a Python function name, got {function!r}")
+        return None
+    out.question = str(raw.get("id", function))
+    out.unknown_keys("", raw, QUESTION_KEYS)
+    args = _read_args(raw.get("args"), out, known)
+    outputs = _read_outputs(raw.get("returns"), raw.get("points", 1), out)
+    settings = {k: raw.get(k, defaults[k]) for k in PROJECT_DEFAULTS}
+    for key, value in settings.items():
+        _number(value, key, out, integer=key == "trials", positive=key != "atol")
+    compare = _read_compare(raw.get("compare", {}), out, args, inputs)
+    cases = _read_cases(raw.get("cases", []), out, known)
+    if args is None or outputs is None or compare is None or cases is None:
+        return None
+    return QuestionSpec(out.question, function, args, outputs, isinstance(raw["returns"], (list, dict)),
+                        int(settings["trials"]), Tolerance(float(settings["rtol"]), float(settings["atol"])),
+                        compare, cases, float(settings["kink_margin"]), float(settings["timeout"]))
+
+
+def _read_args(raw: Any, out: _Problems, known: set[str]) -> tuple[str, ...] | None:
+    if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
+        out.add("args", f"must be a list of names, got {raw!r}", "write e.g. args: [x, W1, b1]")
+        return None
+    bad = [a for a in raw if a not in known]
+    for a in bad:
+        close = difflib.get_close_matches(a, sorted(known), n=1)
+        out.add("args", f"'{a}' is not an input, dimension or node",
+                f"did you mean '{close[0]}'?" if close else "declare it under inputs or nodes")
+    if len(set(raw)) != len(raw):
+        out.add("args", "names an argument twice")
+        return None
+    return None if bad else tuple(raw)
+
+
+def _read_outputs(raw: Any, points: Any, out: _Problems) -> tuple[OutputSpec, ...] | None:
+    if isinstance(raw, str):
+        named = [(raw, raw)]
+    elif isinstance(raw, list) and raw and all(isinstance(r, str) for r in raw):
+        named = [(r, r) for r in raw]
+    elif isinstance(raw, dict) and raw and all(isinstance(v, str) for v in raw.values()):
+        named = [(str(k), v) for k, v in raw.items()]
+    else:
+        out.add("returns", f"must be an expression, a list of them, or a mapping name: expression; got {raw!r}",
+                "write e.g. returns: grad(loss, W1)")
+        return None
+    pts = _read_points(points, len(named), out)
+    exprs = [_parse(text, f"returns.{name}", out) for name, text in named]
+    if pts is None or any(e is None for e in exprs):
+        return None
+    return tuple(OutputSpec(n, t, e, p) for (n, t), e, p in zip(named, exprs, pts))  # type: ignore[arg-type]
+
+
+def _read_points(raw: Any, n: int, out: _Problems) -> list[float] | None:
+    values = raw if isinstance(raw, list) else [raw] * n
+    if len(values) != n:
+        out.add("points", f"lists {len(values)} values for {n} outputs", "give one number, or one per output")
+        return None
+    ok = all(_number(v, "points", out, positive=False) for v in values)
+    return [float(v) for v in values] if ok else None
+
+
+def _read_compare(raw: Any, out: _Problems, args: tuple[str, ...] | None, inputs: set[str]) -> CompareSpec | None:
+    raw = _mapping(raw, "compare", out, "write e.g. compare: {mode: positive_affine, over: [w, b]}")
+    out.unknown_keys("compare.", raw, COMPARE_KEYS)
+    mode, over, strict = raw.get("mode", "allclose"), raw.get("over", []), raw.get("strict", False)
+    ok = True
+    if mode not in COMPARE_MODES:
+        out.add("compare.mode", f"unknown mode {mode!r}", f"use one of {', '.join(COMPARE_MODES)}")
+        ok = False
+    if not isinstance(strict, bool):
+        out.add("compare.strict", f"must be true or false, got {strict!r}")
+        ok = False
+    if not isinstance(over, list) or any(a not in (args or ()) or a not in inputs for a in over):
+        out.add("compare.over", f"must list inputs among the question's arguments, got {over!r}")
+        ok = False
+    elif mode == "positive_affine" and not over:
+        out.add("compare.over", "positive_affine needs the parameters the loss is minimised over",
+                "write e.g. over: [w, b]")
+        ok = False
+    return CompareSpec(mode, tuple(over), strict) if ok else None
+
+
+def _read_cases(raw: Any, out: _Problems, known: set[str]) -> tuple[Mapping[str, Any], ...] | None:
+    if not isinstance(raw, list) or not all(isinstance(c, dict) and c for c in raw):
+        out.add("cases", f"must be a list of mappings name: value, got {raw!r}", "write e.g. cases: [{beta: 1000}]")
+        return None
+    bad = sorted({str(k) for c in raw for k in c if k not in known})
+    for k in bad:
+        out.add("cases", f"'{k}' is not an input or dimension")
+    return None if bad else tuple(raw)
+
+
+def _dry_run(spec: ProblemSpec, out: _Problems) -> None:
+    """Draw each question's first trial and cases, so mistakes show now rather than while grading."""
+    from grader.sampling import compile_question, draw_trial  # sampling depends on the model built here
+
+    for q in spec.questions:
+        out.question = q.id
+        try:
+            cq = compile_question(spec, q)
+            draw_trial(cq, 0, 0)
+            for j, case in enumerate(q.cases):
+                draw_trial(cq, 0, q.trials + j, case)
+        except ToolkitError as exc:
+            out.add("returns" if isinstance(exc, ExpressionError) else "trial", str(exc))
+        except Exception as exc:  # a spec must never crash the validator; report what broke
+            out.add("trial", f"evaluation failed: {type(exc).__name__}: {exc}")
+    out.question = None
