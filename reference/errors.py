@@ -23,6 +23,14 @@ class ExpressionError(ToolkitError):
         self.col = col
 
 
+class CycleError(ExpressionError):
+    """Named nodes that are defined in terms of each other."""
+
+    def __init__(self, message: str, members: frozenset[str], col: int | None = None) -> None:
+        super().__init__(message, col)
+        self.members = members
+
+
 class EvaluationError(ToolkitError):
     """Evaluating an expression failed: shapes that do not fit, a domain error."""
 

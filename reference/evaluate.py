@@ -92,11 +92,22 @@ class _Evaluator:
             if f.shape != at.shape:
                 raise EvaluationError(f"'{node.text}': an element-wise derivative needs the quantity {f.shape} "
                                       f"and the variable {at.shape} to have the same shape; use jacobian")
-            return backward(node.f, node.wrt, [np.ones_like(f)], inner)[0]
+            return _elementwise(node, f, inner)
         seeds = [np.eye(f.size)[i].reshape(f.shape) for i in range(f.size)]
         rows = backward(node.f, node.wrt, seeds, inner)
         jac = np.stack([r.reshape(-1) for r in rows]) if rows else np.zeros((0, at.size))
         return jac.reshape(jacobian_shape(f.shape, at.shape))
+
+
+def _elementwise(node: Derivative, f: Array, inner: "_Evaluator") -> Array:
+    # For an element-wise quantity the VJP of any cotangent u is u * d; one random u
+    # tells an element-wise quantity from one whose elements mix (softmax, a sum).
+    u = np.random.default_rng(0).uniform(0.5, 1.5, size=f.shape)
+    d, du = backward(node.f, node.wrt, [np.ones_like(f), u], inner)
+    if not np.allclose(du, u * d, rtol=1e-9, atol=1e-12 * max(1.0, float(np.max(np.abs(d), initial=0.0)))):
+        raise EvaluationError(f"'{node.text}' is not element-wise: derivative() needs each output to depend "
+                              "only on the same element of the input; use jacobian")
+    return d
 
 
 def backward(root: Node, wrt: str, seeds: list[Array], ev: _Evaluator) -> list[Array]:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Union
 
 import numpy as np
 
-from reference.errors import ExpressionError
+from reference.errors import CycleError, ExpressionError
 from reference.expr import Call, Const, Diff, Expr, Name
 from reference.ops import OPS, Op
 
@@ -86,7 +86,7 @@ class Graph:
             return Leaf(name)
         if name in stack:
             cycle = " -> ".join(stack[stack.index(name):] + (name,))
-            raise ExpressionError(f"nodes are defined in a cycle: {cycle}", expr.col)
+            raise CycleError(f"nodes are defined in a cycle: {cycle}", frozenset(stack[stack.index(name):]), expr.col)
         key = (name, leaves)
         if key not in self._cache:
             if name in self.nodes:

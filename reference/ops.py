@@ -107,6 +107,12 @@ def _top_gap(x: Array, axis: int | None) -> float:
     return float(np.min(s[..., -1] - s[..., -2]))
 
 
+def _log_base(a: Array) -> Array:
+    """log(a) inside d(a ** b)/db: NaN for a < 0, where a ** b is not real for b near a whole
+    number, so the derivative does not exist (torch says NaN too); 0 at a = 0, as torch has it."""
+    return np.where(a > 0, np.log(np.where(a > 0, a, 1.0)), np.where(a == 0, 0.0, np.nan))
+
+
 def _pow_kink(a: Array, b: Array) -> float:
     # Whole exponents >= 1 are smooth everywhere; whole exponents <= 0 have a
     # pole at 0; any other exponent needs a > 0 to be real and differentiable.
@@ -122,7 +128,10 @@ def _as_2d(a: Array, b: Array) -> tuple[Array, Array]:
 
 
 def _matmul(a: Array, b: Array) -> Array:
-    _as_2d(a, b)  # rejects arrays of more than two axes
+    a2, b2 = _as_2d(a, b)
+    if a2.shape[1] != b2.shape[0]:
+        raise EvaluationError(f"shapes {a.shape} @ {b.shape} do not fit: inner sizes {a2.shape[1]} and "
+                              f"{b2.shape[0]} differ")
     return np.asarray(np.matmul(a, b))
 
 
@@ -263,7 +272,7 @@ def _registry() -> dict[str, Op]:
         Op("pow", 2, np.power,
            lambda g, o, a, b: (
                unbroadcast(g * b * np.power(a, b - 1.0), a.shape),
-               unbroadcast(g * o * np.log(np.where(a > 0, a, 1.0)), b.shape),
+               unbroadcast(g * o * _log_base(a), b.shape),
            ),
            lambda t, a, b: a**b, _pow_samples,
            kink=_pow_kink, kink_where="a ** b at a = 0 (and a < 0 for non-integer b)", doc="a ** b"),
