@@ -105,12 +105,12 @@ class _KinkTracker:
 def _attempt(
     cq: CompiledQuestion, seed: int, index: int, attempt: int, case: Mapping[str, Any] | None
 ) -> tuple[Trial | None, tuple[float, str]]:
-    key = (_key(cq.problem.name), _key(cq.question.function), index, attempt)
+    key = (stable_key(cq.problem.name), stable_key(cq.question.function), index, attempt)
     dims = _draw_dims(cq.problem.dims, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key)),
                       smallest=index == 0 and case is None, case=case or {})
     env: dict[str, np.ndarray] = {d: np.asarray(float(v)) for d, v in dims.items()}
     for name in cq.needed_inputs:
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key + (_key(name),)))
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key + (stable_key(name),)))
         env[name] = _draw_input(cq.problem.inputs[name], dims, rng, (case or {}).get(name))
     tracker = _KinkTracker()
     args = {a: evaluate(node, env, tracker) for a, node in cq.arg_nodes.items()}
@@ -131,6 +131,14 @@ def _expected(cq: CompiledQuestion, i: int, node: Node, env: Mapping[str, np.nda
     except EvaluationError as exc:
         out = cq.question.outputs[i]
         raise EvaluationError(f"output '{out.name}' ({out.text}): {exc}") from None
+
+
+def largest_dims(problem: ProblemSpec) -> dict[str, int]:
+    """Every dimension at the top of its range (as a case, to check that a spec works there too)."""
+    dims: dict[str, int] = {}
+    for d in problem.dims:
+        dims[d.name] = d.high if isinstance(d.high, int) else dims[d.high]
+    return dims
 
 
 def _draw_dims(specs: tuple[DimSpec, ...], rng: np.random.Generator, smallest: bool,
@@ -158,6 +166,7 @@ def _draw_input(spec: InputSpec, dims: Mapping[str, int], rng: np.random.Generat
         raise SamplingError(f"input '{spec.name}': {exc}") from None
 
 
-def _key(name: str) -> int:
+def stable_key(name: str) -> int:
+    """A number for a name that is the same in every run and on every machine."""
     # crc32 is stable across runs and machines, unlike hash() of a str.
     return zlib.crc32(name.encode())

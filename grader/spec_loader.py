@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import keyword
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,7 +23,7 @@ from grader.spec import (
     COMPARE_MODES, PROJECT_DEFAULTS, CompareSpec, DimSpec, InputSpec, OutputSpec, ProblemSet, ProblemSpec,
     QuestionSpec, SpecProblem, Tolerance,
 )
-from reference.errors import ExpressionError, ToolkitError
+from reference.errors import CycleError, ExpressionError, ToolkitError
 from reference.expr import Expr, parse
 from reference.graph import Graph
 
@@ -71,6 +72,12 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 reads 1e-8 (no dot) as a string; tolerances are written that way, so read it as a number.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
@@ -147,16 +154,19 @@ def _build(path: Path, data: dict, out: _Problems, set_defaults: Mapping[str, An
         out.add("problem", f"must be an identifier-like name, got {name!r}", "use letters, digits and _")
         name = path.stem
     defaults = _read_defaults(data.get("defaults", {}), out, {**PROJECT_DEFAULTS, **set_defaults})
+    # Names declared anywhere count as known even where their declaration is broken,
+    # so one mistake is reported once, not again at every use of the name.
+    declared_dims, declared_inputs, declared_nodes = (_keys(data.get(k)) for k in ("dims", "inputs", "nodes"))
     dims = _read_dims(data.get("dims", {}), out)
-    inputs = _read_inputs(data.get("inputs", {}), out, dims)
-    nodes = _read_nodes(data.get("nodes", {}), out, set(inputs) | {d.name for d in dims})
+    inputs = _read_inputs(data.get("inputs", {}), out, declared_dims)
+    nodes = _read_nodes(data.get("nodes", {}), out, declared_inputs | declared_dims)
     graph = Graph(nodes, frozenset(inputs) | {d.name for d in dims})
-    _check_node_graph(graph, out)
+    _check_node_graph(Graph(nodes, frozenset(declared_dims | declared_inputs | (declared_nodes - set(nodes)))), out)
     raw_questions = data.get("questions")
     if not isinstance(raw_questions, list) or not raw_questions:
         out.add("questions", "must be a non-empty list of questions", "add at least one question")
         raw_questions = []
-    known = set(inputs) | set(nodes) | {d.name for d in dims}
+    known = declared_dims | declared_inputs | declared_nodes
     questions = [q for i, raw in enumerate(raw_questions)
                  if (q := _read_question(i, raw, out, defaults, known, set(inputs))) is not None]
     out.question = None
@@ -220,8 +230,11 @@ def _bound_ok(b: Any, earlier: set[str]) -> bool:
     return (isinstance(b, int) and not isinstance(b, bool) and b >= 1) or (isinstance(b, str) and b in earlier)
 
 
-def _read_inputs(raw: Any, out: _Problems, dims: list[DimSpec]) -> dict[str, InputSpec]:
-    dim_names = {d.name for d in dims}
+def _keys(section: Any) -> set[str]:
+    return {str(k) for k in section} if isinstance(section, dict) else set()
+
+
+def _read_inputs(raw: Any, out: _Problems, dim_names: set[str]) -> dict[str, InputSpec]:
     inputs: dict[str, InputSpec] = {}
     for name, value in _mapping(raw, "inputs", out, "write e.g. inputs: {x: {shape: [n]}}").items():
         where = f"inputs.{name}"
@@ -281,9 +294,14 @@ def _parse(text: Any, where: str, out: _Problems) -> Expr | None:
 
 
 def _check_node_graph(graph: Graph, out: _Problems) -> None:
+    cycles: set[frozenset[str]] = set()
     for name in graph.nodes:
         try:
             graph.resolve_name(name, graph.variables)
+        except CycleError as exc:
+            if exc.members not in cycles:
+                cycles.add(exc.members)
+                out.add(f"nodes.{name}", str(exc), "define one of them without the others")
         except ExpressionError as exc:
             out.add(f"nodes.{name}", str(exc), "define every name it uses under inputs, dims or nodes")
 
@@ -350,6 +368,9 @@ def _read_args(raw: Any, out: _Problems, known: set[str]) -> tuple[str, ...] | N
 
 
 def _read_outputs(raw: Any, points: Any, out: _Problems) -> tuple[OutputSpec, ...] | None:
+    if raw is None:
+        out.add("returns", "is missing", "every question needs returns: the expected expression(s)")
+        return None
     if isinstance(raw, str):
         named = [(raw, raw)]
     elif isinstance(raw, list) and raw and all(isinstance(r, str) for r in raw):
@@ -357,8 +378,12 @@ def _read_outputs(raw: Any, points: Any, out: _Problems) -> tuple[OutputSpec, ..
     elif isinstance(raw, dict) and raw and all(isinstance(v, str) for v in raw.values()):
         named = [(str(k), v) for k, v in raw.items()]
     else:
+        split = isinstance(raw, dict) and any(v is None for v in raw.values())
+        fix = ("inside {...} a comma splits the mapping: quote expressions that contain commas, "
+               "e.g. {dW: 'grad(loss, W)'}, or write one name: expression per line") if split \
+            else "write e.g. returns: grad(loss, W1)"
         out.add("returns", f"must be an expression, a list of them, or a mapping name: expression; got {raw!r}",
-                "write e.g. returns: grad(loss, W1)")
+                fix)
         return None
     pts = _read_points(points, len(named), out)
     exprs = [_parse(text, f"returns.{name}", out) for name, text in named]
@@ -408,14 +433,18 @@ def _read_cases(raw: Any, out: _Problems, known: set[str]) -> tuple[Mapping[str,
 
 
 def _dry_run(spec: ProblemSpec, out: _Problems) -> None:
-    """Draw each question's first trial and cases, so mistakes show now rather than while grading."""
-    from grader.sampling import compile_question, draw_trial  # sampling depends on the model built here
+    """Draw each question's first trials and its cases, so mistakes show now rather than while grading."""
+    from grader.sampling import compile_question, draw_trial, largest_dims  # sampling needs the model built here
 
     for q in spec.questions:
         out.question = q.id
         try:
             cq = compile_question(spec, q)
+            # Trial 0 has every dimension at its smallest, often 1, where (1,) @ (1, 1)
+            # fits and any vector is a scalar; the largest sizes and a random draw catch those.
             draw_trial(cq, 0, 0)
+            draw_trial(cq, 0, 1, largest_dims(spec))
+            draw_trial(cq, 0, 2)
             for j, case in enumerate(q.cases):
                 draw_trial(cq, 0, q.trials + j, case)
         except ToolkitError as exc:
