@@ -122,8 +122,9 @@ def _pow_kink(a: Array, b: Array) -> float:
 
 
 def _as_2d(a: Array, b: Array) -> tuple[Array, Array]:
-    if a.ndim > 2 or b.ndim > 2:
-        raise EvaluationError("@ takes vectors and matrices only")
+    if not (1 <= a.ndim <= 2 and 1 <= b.ndim <= 2):
+        raise EvaluationError(f"@ takes vectors and matrices only, got shapes {a.shape} @ {b.shape}"
+                              + ("; multiply a scalar with *" if 0 in (a.ndim, b.ndim) else ""))
     return (a if a.ndim == 2 else a.reshape(1, -1)), (b if b.ndim == 2 else b.reshape(-1, 1))
 
 

@@ -1,0 +1,85 @@
+"""The CLI end to end: grade validate and grade selfcheck, as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import main
+from grader.selfcheck import run_selfcheck
+from reference.ops import OPS
+
+from tests.helpers import BUNDLED, write_spec
+
+TANH_NET = """
+problem: t
+dims: {n: [1, 4]}
+inputs: {x: {shape: [n]}, W: {shape: [n, n]}}
+nodes: {z: W @ x, loss: sum(tanh(z))}
+questions:
+  - {function: t_grad, args: [x, W], returns: 'grad(loss, W)'}
+"""
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def test_validate_bundled_set() -> None:
+    code, out = invoke("validate")
+    assert code == 0
+    assert "OK: problem set 'hw1'" in out and "points" in out
+
+
+def test_validate_reports_problems_and_exits_1(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, TANH_NET.replace("tanh(z)", "tahn(z)"))
+    code, out = invoke("validate", str(path))
+    assert code == 1
+    assert "1 problem(s)" in out and str(path) in out and "did you mean 'tanh'?" in out
+    assert "Traceback" not in out
+
+
+def test_selfcheck_passes_on_bundled_set_and_prints_its_seed() -> None:
+    code, out = invoke("selfcheck", "--trials", "3", "--seed", "99")
+    assert code == 0, out
+    assert "seed 99" in out and "PASSED" in out
+    assert "reg_grads" in out and "all agree" in out
+
+
+def test_selfcheck_refuses_a_broken_spec(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, TANH_NET.replace("W @ x", "x @ W @ x @ W"))
+    code, out = invoke("selfcheck", str(path), "--seed", "1")
+    assert code == 1
+    assert "@ takes vectors and matrices only, got shapes () @" in out and "multiply a scalar with *" in out
+    assert "fix it before the self-check" in out
+
+
+def test_selfcheck_catches_a_wrong_vjp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tanh' is 1 - tanh^2; a reference that forgot the square must be caught end to end
+    monkeypatch.setitem(OPS, "tanh", replace(OPS["tanh"], vjp=lambda g, o, a: (g * (1.0 - o),)))
+    result = run_selfcheck(write_spec(tmp_path, TANH_NET), seed=5, trials=4)
+    assert not result.ok
+    assert [o.op for o in result.ops if not o.ok] == ["tanh"]
+    (question,) = result.questions
+    assert not question.ok and "NumPy and torch differ" in question.failures[0]
+
+
+def test_grading_path_does_not_import_torch() -> None:
+    code = ("import sys; from grader.cli import main; from grader import spec, sampling, spec_loader; "
+            "spec.load_problem_set(sys.argv[1]); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(BUNDLED)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_console_script_has_no_traceback_on_missing_path(tmp_path: Path) -> None:
+    grade = Path(sys.executable).with_name("grade")
+    out = subprocess.run([str(grade), "validate", str(tmp_path / "missing")], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "does not exist" in out.stdout and "Traceback" not in out.stdout + out.stderr

@@ -1,0 +1,125 @@
+"""Seeded trials: reproducible, small first, clear of kinks, cases appended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.distributions import DISTRIBUTIONS
+from grader.sampling import compile_question, draw_trial, draw_trials
+from grader.spec import load_problem_set
+from reference.errors import SamplingError
+
+from tests.helpers import BUNDLED, write_spec
+
+SPEC = """
+problem: s
+dims: {n: [2, 6], k: [1, n]}
+inputs:
+  x: {shape: [n], dist: uniform, low: -0.05, high: 1}
+  U: {shape: [n, k], dist: full_column_rank, max_condition: 20}
+  y: {shape: [n], dist: labels, values: [-1, 1]}
+  p: {shape: [n], dist: simplex}
+  beta: {dist: fixed, value: 1}
+nodes:
+  r: relu(x)
+questions:
+  - function: d_relu
+    args: [x]
+    returns: derivative(relu(x), x)
+    trials: 30
+    kink_margin: 0.01
+  - function: proj
+    args: [U]
+    returns: U @ inv(U.T @ U) @ U.T
+  - function: soft
+    args: [x, beta]
+    returns: softmax(beta * x)
+    cases: [{beta: 1000}, {beta: 1000, n: 2}]
+  - function: labels_and_probs
+    args: [y, p]
+    returns: [y, p]
+"""
+
+
+@pytest.fixture()
+def questions(tmp_path: Path) -> dict:
+    ps = load_problem_set(write_spec(tmp_path, SPEC))
+    return {q.function: compile_question(p, q) for p, q in ps.questions()}
+
+
+def _same(a: list, b: list) -> bool:
+    return all(t.dims == u.dims and all(np.array_equal(t.args[k], u.args[k]) for k in t.args)
+               for t, u in zip(a, b, strict=True))
+
+
+def test_same_seed_same_trials_other_seed_other_trials(questions: dict) -> None:
+    cq = questions["d_relu"]
+    assert _same(draw_trials(cq, 7), draw_trials(cq, 7))
+    assert not _same(draw_trials(cq, 7), draw_trials(cq, 8))
+
+
+def test_first_trial_uses_the_smallest_dimensions_and_later_ones_vary(questions: dict) -> None:
+    trials = draw_trials(questions["proj"], 3)
+    assert trials[0].dims == {"n": 2, "k": 1}
+    assert len({tuple(t.dims.values()) for t in trials}) > 2
+    assert all(1 <= t.dims["k"] <= t.dims["n"] for t in trials)  # a bound naming an earlier dim
+
+
+def test_draws_stay_clear_of_kinks(questions: dict) -> None:
+    # x is uniform on [-0.05, 1], so about one entry in twenty lands within 0.01 of relu's kink
+    trials = draw_trials(questions["d_relu"], 11)
+    assert all(np.min(np.abs(t.args["x"])) >= 0.01 for t in trials)
+    assert any(t.attempt > 0 for t in trials), "some draws must have been rejected and redrawn"
+    for t in trials:
+        np.testing.assert_array_equal(t.expected[0], (t.args["x"] > 0).astype(float))
+
+
+def test_adding_an_input_does_not_change_the_other_draws(tmp_path: Path) -> None:
+    base = load_problem_set(write_spec(tmp_path, SPEC, "a.yaml"))
+    more = load_problem_set(write_spec(tmp_path / "..", SPEC.replace("  beta:", "  extra: {shape: [n]}\n  beta:"),
+                                       "b.yaml"))
+    (p1, q1), (p2, q2) = next(base.questions()), next(more.questions())
+    assert _same(draw_trials(compile_question(p1, q1), 5), draw_trials(compile_question(p2, q2), 5))
+
+
+def test_cases_follow_the_random_trials_with_their_fixed_values(questions: dict) -> None:
+    cq = questions["soft"]
+    trials = draw_trials(cq, 2, trials=4)
+    assert [t.index for t in trials] == [0, 1, 2, 3, 4, 5]
+    assert [t.case for t in trials[-2:]] == [{"beta": 1000}, {"beta": 1000, "n": 2}]
+    assert all(float(t.args["beta"]) == 1000.0 for t in trials[-2:])
+    assert trials[-1].dims["n"] == 2
+    big = trials[-2]  # softmax(1000 x) is a one-hot argmax, and the reference stays finite
+    np.testing.assert_allclose(big.expected[0], np.eye(big.dims["n"])[np.argmax(big.args["x"])], atol=1e-12)
+
+
+def test_distributions_draw_what_they_promise(questions: dict) -> None:
+    for t in draw_trials(questions["proj"], 4):
+        assert np.linalg.cond(t.args["U"]) <= 20
+    for t in draw_trials(questions["labels_and_probs"], 4):
+        assert set(np.unique(t.args["y"])) <= {-1.0, 1.0}
+        assert np.all(t.args["p"] > 0) and abs(t.args["p"].sum() - 1) < 1e-12
+
+
+def test_scale_ranges_vary_the_magnitude_between_trials() -> None:
+    rng = np.random.default_rng(0)
+    scales = [np.std(DISTRIBUTIONS["normal"].draw(rng, (400,), {"mean": 0.0, "scale": [0.01, 100]}))
+              for _ in range(20)]
+    assert max(scales) / min(scales) > 100
+
+
+def test_a_full_rank_matrix_needs_at_least_as_many_rows_as_columns() -> None:
+    with pytest.raises(SamplingError, match="rows >= cols"):
+        DISTRIBUTIONS["full_column_rank"].draw(np.random.default_rng(0), (2, 3), {"scale": 1.0, "max_condition": 10})
+
+
+def test_bundled_trials_are_reproducible_from_the_printed_seed() -> None:
+    ps = load_problem_set(BUNDLED)
+    for p, q in ps.questions():
+        cq = compile_question(p, q)
+        first, again = draw_trial(cq, 1234, 5), draw_trial(cq, 1234, 5)
+        for e, f in zip(first.expected, again.expected, strict=True):
+            np.testing.assert_array_equal(e, f)
