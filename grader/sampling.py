@@ -73,11 +73,23 @@ def draw_trials(cq: CompiledQuestion, seed: int, trials: int | None = None) -> l
     return random + [draw_trial(cq, seed, n + j, case) for j, case in enumerate(cq.question.cases)]
 
 
-def draw_trial(cq: CompiledQuestion, seed: int, index: int, case: Mapping[str, Any] | None = None) -> Trial:
+def draw_variants(cq: CompiledQuestion, trial: Trial, count: int) -> list[Trial]:
+    """``count`` trials with the example of ``trial`` kept and the parameters ``compare.over`` redrawn.
+
+    A loss judged up to a positive factor and a parameter-free offset is compared
+    across such variants: only how it changes with the parameters matters.
+    """
+    over = set(cq.question.compare.over)
+    fixed = {**trial.dims, **{a: v for a, v in trial.args.items() if a not in over}}
+    return [draw_trial(cq, trial.seed, trial.index, fixed, variant=j + 1) for j in range(count)]
+
+
+def draw_trial(cq: CompiledQuestion, seed: int, index: int, case: Mapping[str, Any] | None = None,
+               variant: int = 0) -> Trial:
     """One trial, redrawn until it stays clear of every kink; raise ``SamplingError`` if it never does."""
     closest: tuple[float, str] = (np.inf, "")
     for attempt in range(MAX_ATTEMPTS):
-        trial, closest = _attempt(cq, seed, index, attempt, case)
+        trial, closest = _attempt(cq, seed, index, attempt, case, variant)
         if trial is not None:
             return trial
     margin = cq.question.kink_margin
@@ -103,9 +115,9 @@ class _KinkTracker:
 
 
 def _attempt(
-    cq: CompiledQuestion, seed: int, index: int, attempt: int, case: Mapping[str, Any] | None
+    cq: CompiledQuestion, seed: int, index: int, attempt: int, case: Mapping[str, Any] | None, variant: int
 ) -> tuple[Trial | None, tuple[float, str]]:
-    key = (stable_key(cq.problem.name), stable_key(cq.question.function), index, attempt)
+    key = (stable_key(cq.problem.name), stable_key(cq.question.function), index, attempt, variant)
     dims = _draw_dims(cq.problem.dims, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key)),
                       smallest=index == 0 and case is None, case=case or {})
     env: dict[str, np.ndarray] = {d: np.asarray(float(v)) for d, v in dims.items()}

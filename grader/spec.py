@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from grader.imports import DEFAULT_FORBIDDEN
 from reference.errors import SpecError
 from reference.expr import Expr
 from reference.graph import Graph
@@ -140,6 +141,7 @@ class ProblemSet:
     name: str
     title: str
     problems: tuple[ProblemSpec, ...]
+    forbidden_imports: tuple[str, ...] = DEFAULT_FORBIDDEN  # modules a submission may not use
 
     def questions(self) -> Iterator[tuple[ProblemSpec, QuestionSpec]]:
         for problem in self.problems:

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import yaml
 
 from grader.distributions import DISTRIBUTIONS
+from grader.imports import DEFAULT_FORBIDDEN
 from grader.spec import (
     COMPARE_MODES, PROJECT_DEFAULTS, CompareSpec, DimSpec, InputSpec, OutputSpec, ProblemSet, ProblemSpec,
     QuestionSpec, SpecProblem, Tolerance,
@@ -29,7 +30,7 @@ from reference.graph import Graph
 
 SET_FILE = "set.yaml"
 FILE_KEYS = ("problem", "title", "defaults", "dims", "inputs", "nodes", "questions")
-SET_KEYS = ("name", "title", "defaults")
+SET_KEYS = ("name", "title", "defaults", "forbidden_imports")
 INPUT_KEYS = ("shape", "dist")
 QUESTION_KEYS = ("id", "function", "args", "returns", "points", "trials", "rtol", "atol",
                  "compare", "cases", "kink_margin", "timeout")
@@ -99,7 +100,8 @@ def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
     problems += _check_across_files(specs)
     name = meta.get("name") or (path.name if path.is_dir() else path.stem)
     title = meta.get("title") or name
-    return ProblemSet(path, str(name), str(title), tuple(specs)), problems
+    forbidden = tuple(meta.get("forbidden_imports", DEFAULT_FORBIDDEN))
+    return ProblemSet(path, str(name), str(title), tuple(specs), forbidden), problems
 
 
 def _read_yaml(path: Path, out: _Problems) -> Any:
@@ -128,7 +130,13 @@ def _read_set_meta(path: Path | None) -> tuple[dict[str, Any], list[SpecProblem]
         out.add("file", "must be a mapping with name, title and defaults")
         return {}, out.found
     out.unknown_keys("", data, SET_KEYS)
-    return {**data, "defaults": _read_defaults(data.get("defaults", {}), out, {})}, out.found
+    forbidden = data.get("forbidden_imports", list(DEFAULT_FORBIDDEN))
+    if not isinstance(forbidden, list) or not all(isinstance(m, str) and m.isidentifier() for m in forbidden):
+        out.add("forbidden_imports", f"must be a list of module names, got {forbidden!r}",
+                "write e.g. forbidden_imports: [torch, jax]")
+        forbidden = list(DEFAULT_FORBIDDEN)
+    meta = {**data, "forbidden_imports": forbidden}
+    return {**meta, "defaults": _read_defaults(data.get("defaults", {}), out, {})}, out.found
 
 
 def _load_file(path: Path, set_defaults: Mapping[str, Any]) -> tuple[ProblemSpec | None, list[SpecProblem]]:
@@ -418,6 +426,10 @@ def _read_compare(raw: Any, out: _Problems, args: tuple[str, ...] | None, inputs
     elif mode == "positive_affine" and not over:
         out.add("compare.over", "positive_affine needs the parameters the loss is minimised over",
                 "write e.g. over: [w, b]")
+        ok = False
+    elif mode == "positive_affine" and any(a not in inputs for a in args or ()):
+        out.add("args", "with compare mode positive_affine every argument must be an input, so that an "
+                        "example's data can be held fixed while the parameters are redrawn")
         ok = False
     return CompareSpec(mode, tuple(over), strict) if ok else None
 

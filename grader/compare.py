@@ -1,0 +1,158 @@
+"""Comparing a student's output with the expected value, in stages, into result objects.
+
+The stages stop at the first that fails, and each says what it found in words a
+student can act on: shape (checked before any arithmetic, so nothing is ever
+broadcast), then finiteness, then values within ``|got - expected| <= atol +
+rtol * |expected|``. A shape that differs from the expected one only by axes of
+size 1 (a ``(K, 1)`` column for a ``(K,)`` vector) is accepted with a warning
+unless the question is ``strict``.
+
+``compare_positive_affine`` judges the losses of INTERFACE.md section 1.4: the
+answer may be ``c * expected + d`` with one constant ``c > 0`` over all examples
+and a ``d`` that depends only on the example, never on the parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from grader.spec import Tolerance
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The verdict on one output of one trial, with the numbers of the tolerance report."""
+
+    passed: bool
+    message: str  # why it failed, for the student; empty when it passed
+    warnings: tuple[str, ...] = ()
+    max_abs: float = math.nan
+    max_rel: float = math.nan
+    worst_index: tuple[int, ...] | None = None
+    n_bad: int = 0
+    size: int = 0
+    got_value: float | None = None  # at the worst index
+    expected_value: float | None = None
+
+    @property
+    def share_bad(self) -> float:
+        return self.n_bad / self.size if self.size else 0.0
+
+
+def compare_values(got: np.ndarray, expected: np.ndarray, tol: Tolerance, strict: bool = False) -> Comparison:
+    """Compare one float64 output with its expected value: shape, then finiteness, then values."""
+    got, warnings, shape_problem = _match_shape(got, expected, strict)
+    if shape_problem:
+        return Comparison(False, shape_problem, warnings, size=expected.size)
+    nonfinite = _nonfinite(got)
+    if nonfinite:
+        return Comparison(False, nonfinite, warnings, math.inf, math.inf, n_bad=int(np.sum(~np.isfinite(got))),
+                          size=got.size)
+    return _values(got, expected, tol, warnings)
+
+
+def _match_shape(got: np.ndarray, expected: np.ndarray, strict: bool) -> tuple[np.ndarray, tuple[str, ...], str]:
+    if got.shape == expected.shape:
+        return got, (), ""
+    want, have = _shape_text(expected.shape), _shape_text(got.shape)
+    squeezable = got.size == expected.size and _squeeze(got.shape) == _squeeze(expected.shape)
+    if squeezable and not strict:
+        return got.reshape(expected.shape), (f"returned shape {have} where {want} was expected; accepted, "
+                                             f"but return {want}",), ""
+    extra = " (only axes of size 1 differ, and this question is strict about shape)" if squeezable else ""
+    return got, (), f"shape {have}, but the expected shape is {want}{extra}"
+
+
+def _squeeze(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(s for s in shape if s != 1)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "() (a scalar)" if shape == () else str(shape)
+
+
+def _nonfinite(got: np.ndarray) -> str:
+    nan, inf = int(np.sum(np.isnan(got))), int(np.sum(np.isinf(got)))
+    if not (nan or inf):
+        return ""
+    parts = [f"{nan} NaN" if nan else "", f"{inf} infinite" if inf else ""]
+    return f"{' and '.join(p for p in parts if p)} value(s) among {got.size} (the expected values are all finite)"
+
+
+def _values(got: np.ndarray, expected: np.ndarray, tol: Tolerance, warnings: tuple[str, ...]) -> Comparison:
+    if got.size == 0:
+        return Comparison(True, "", warnings, 0.0, 0.0, size=0)
+    err = np.abs(got - expected)
+    allowed = tol.atol + tol.rtol * np.abs(expected)
+    bad = err > allowed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(err == 0, 0.0, err / np.abs(expected))
+        excess = np.where(err == 0, 0.0, err / allowed)
+    worst = np.unravel_index(int(np.argmax(excess)), got.shape) if got.ndim else ()
+    worst = tuple(int(i) for i in worst)
+    n_bad = int(np.sum(bad))
+    message = "" if not n_bad else _value_message(n_bad, got.size, worst, got[worst], expected[worst], tol)
+    return Comparison(not n_bad, message, warnings, float(err.max()), float(rel.max()), worst, n_bad, got.size,
+                      float(got[worst]), float(expected[worst]))
+
+
+def _value_message(n_bad: int, size: int, worst: tuple[int, ...], got: float, expected: float,
+                   tol: Tolerance) -> str:
+    where = f" at index {list(worst)}" if worst else ""
+    share = f"{n_bad} of {size} elements ({100 * n_bad / size:.0f}%)" if size > 1 else "the value"
+    return (f"{share} outside tolerance; worst{where}: got {got:.6g}, expected {expected:.6g} "
+            f"(allowed: {tol.atol:g} + {tol.rtol:g} x |expected|)")
+
+
+# --- losses correct up to a positive factor and a parameter-free offset ------------------
+
+
+def compare_positive_affine(got: Sequence[np.ndarray], expected: Sequence[np.ndarray], tol: Tolerance,
+                            over: Sequence[str]) -> tuple[Comparison, float | None]:
+    """Judge ``got[t][j] = c * expected[t][j] + d[t]`` with one ``c > 0`` over every example ``t``.
+
+    Each example ``t`` holds the losses at several draws ``j`` of the parameters
+    ``over`` (the example's data held fixed). Returns the comparison and the fitted ``c``.
+    """
+    g = [np.asarray(v, dtype=np.float64).reshape(-1) for v in got]
+    e = [np.asarray(v, dtype=np.float64).reshape(-1) for v in expected]
+    params = ", ".join(over)
+    bad_shape = next((i for i, v in enumerate(g) if v.size != e[i].size), None)
+    if bad_shape is not None:
+        return Comparison(False, "the loss must be a single number (a scalar)", size=1), None
+    if any(not np.all(np.isfinite(v)) for v in g):
+        return Comparison(False, "the loss is NaN or infinite for some parameters", max_abs=math.inf), None
+    dg = np.concatenate([v - v.mean() for v in g])  # deviations within an example remove d[t]
+    de = np.concatenate([v - v.mean() for v in e])
+    if not de @ de > 0:  # the reference never changed with the parameters: no factor to fit
+        return _constant_reference(dg, tol, params)
+    c = float(de @ dg / (de @ de))
+    residual = np.concatenate([(gv - c * ev) - (gv - c * ev).mean() for gv, ev in zip(g, e)])
+    scale = np.concatenate([np.maximum(np.abs(gv), np.abs(c * ev)) for gv, ev in zip(g, e)])
+    err = np.abs(residual)
+    n_bad = int(np.sum(err > tol.atol + tol.rtol * scale))
+    rel = float(np.max(err / np.maximum(scale, np.finfo(float).tiny)))
+    if n_bad:
+        return Comparison(False, f"not equal to a positive multiple of the reference loss plus a term free of "
+                                 f"({params}): it changes differently as ({params}) change, so gradient descent "
+                                 f"on it would give other updates", (), float(err.max()), rel, None, n_bad,
+                          err.size), c
+    if c <= 0:
+        return Comparison(False, f"equals {c:.3g} x the reference loss plus a term free of ({params}); the factor "
+                                 "must be positive, or gradient descent climbs instead of descending", (),
+                          float(err.max()), rel, None, err.size, err.size), c
+    note = () if abs(c - 1) <= tol.rtol else (f"equals {c:.6g} x the reference loss (plus a term free of "
+                                              f"{params}); a learning rate absorbs the factor",)
+    return Comparison(True, "", note, float(err.max()), rel, None, 0, err.size), c
+
+
+def _constant_reference(dg: np.ndarray, tol: Tolerance, params: str) -> tuple[Comparison, float | None]:
+    err = np.abs(dg)
+    if np.all(err <= tol.atol):
+        return Comparison(True, "", (), float(err.max(initial=0.0)), 0.0, None, 0, err.size), None
+    return Comparison(False, f"changes with ({params}) where the reference loss does not", (),
+                      float(err.max()), math.inf, None, int(np.sum(err > tol.atol)), err.size), None

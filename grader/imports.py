@@ -1,0 +1,86 @@
+"""Which student functions use a forbidden module, found from the source without running it.
+
+Hand-derived gradients must not come from an automatic-differentiation package.
+A function is ``forbidden`` when its body imports such a module, calls
+``__import__`` / ``importlib.import_module`` with its name, uses a name that a
+top-level import of it bound, or calls another top-level function that is
+forbidden. Functions that stay clear of it are graded as usual.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Iterable
+
+DEFAULT_FORBIDDEN = ("torch", "jax", "jaxlib", "tensorflow", "autograd", "mxnet", "paddle", "theano", "chainer",
+                     "mygrad", "functorch")
+
+
+def forbidden_uses(source: str, modules: Iterable[str]) -> dict[str, str]:
+    """Map each top-level function that relies on a forbidden module to a message naming it."""
+    banned = set(modules)
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return {}
+    bound = _top_level_bindings(tree, banned)  # name -> module
+    functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    direct = {name: m for name, fn in functions.items() if (m := _direct_use(fn, banned, bound))}
+    return {name: f"uses '{module}', which this problem set forbids: derive the result by hand with NumPy"
+            for name, module in _through_calls(functions, direct).items()}
+
+
+def _root(module: str | None) -> str:
+    return (module or "").split(".")[0]
+
+
+def _imported(node: ast.AST, banned: set[str]) -> str | None:
+    """The banned module an import statement or dynamic-import call names, if any."""
+    if isinstance(node, ast.Import):
+        return next((_root(a.name) for a in node.names if _root(a.name) in banned), None)
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and _root(node.module) in banned:
+        return _root(node.module)
+    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+        func = ast.unparse(node.func)
+        target = node.args[0].value
+        if func in ("__import__", "importlib.import_module", "import_module") and isinstance(target, str):
+            return _root(target) if _root(target) in banned else None
+    return None
+
+
+def _top_level_bindings(tree: ast.Module, banned: set[str]) -> dict[str, str]:
+    bound: dict[str, str] = {}
+    for node in tree.body:
+        module = _imported(node, banned)
+        if module is None:
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                bound[alias.asname or alias.name.split(".")[0]] = module
+    return bound
+
+
+def _direct_use(fn: ast.AST, banned: set[str], bound: dict[str, str]) -> str | None:
+    for node in ast.walk(fn):
+        module = _imported(node, banned)
+        if module is not None:
+            return module
+        if isinstance(node, ast.Name) and node.id in bound:
+            return bound[node.id]
+    return None
+
+
+def _through_calls(functions: dict[str, ast.AST], direct: dict[str, str]) -> dict[str, str]:
+    """Spread 'forbidden' to every function that calls a forbidden one, until nothing changes."""
+    calls = {name: {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and n.id in functions}
+             for name, fn in functions.items()}
+    result = dict(direct)
+    changed = True
+    while changed:
+        changed = False
+        for name, callees in calls.items():
+            hit = next((result[c] for c in callees if c in result and c != name), None)
+            if name not in result and hit is not None:
+                result[name] = hit
+                changed = True
+    return result
