@@ -33,17 +33,88 @@ def random_seed() -> int:
     return int.from_bytes(os.urandom(4), "little")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _DefaultToGrade(click.Group):
+    """``grade FILE...`` means ``grade submission FILE...``: grading is the everyday command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = next((a for a in args if not a.startswith("-")), None)
+        if first is not None and first not in self.commands and not {"-h", "--help", "--version"} & set(args):
+            args = ["submission", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultToGrade, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="backprop-autograder")
 def main() -> None:
-    """Autograder for deep-learning math homework."""
+    """Autograder for deep-learning math homework.
+
+    \b
+    grade SUBMISSION...          grade .py files or notebooks (see: grade submission --help)
+    grade validate [PATH]        check problem specs
+    grade selfcheck [PATH]       cross-check the reference against torch autograd
+    """
+
+
+@main.command("submission")
+@click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--problems", "problems", type=click.Path(path_type=Path), default=None,
+              help="Problem set folder or spec file (default: the bundled problems/hw1).")
+@click.option("--only", metavar="PATTERN", help="Grade only questions whose function or id matches (glob).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of every draw (default: random, always printed).")
+@click.option("--trials", type=click.IntRange(min=1), help="Random trials per question (default: the spec's).")
+@click.option("--trial", type=click.IntRange(min=0), help="Grade only this trial (to replay a failure).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the report to this file.")
+def submission(submissions: tuple[Path, ...], problems: Path | None, only: str | None, seed: int | None,
+               trials: int | None, trial: int | None, fmt: str, output: Path | None) -> None:
+    """Grade submissions (.py or .ipynb) on randomized trials, each in an isolated worker."""
+    from grader.grading import grade
+    from grader.report import render_json, render_text
+    from grader.spec import load_problem_set
+    from grader.selfcheck_report import render_problems
+    from grader.submission import SubmissionError
+    from reference.errors import SpecError
+
+    path = problems or bundled_problems()
+    try:
+        problem_set = load_problem_set(path)
+    except SpecError as exc:
+        click.echo(render_problems(str(path), exc.problems), err=True)
+        raise ToolkitFailure(f"the problem set {path} is not valid; run: grade validate {path}") from None
+    seed = random_seed() if seed is None else seed
+    results, unreadable = [], []
+    for sub in submissions:
+        try:
+            results.append(grade(sub, problem_set, seed, only=only, trials=trials, trial=trial))
+        except SubmissionError as exc:
+            unreadable.append(str(exc))
+            click.echo(f"Error: {exc}", err=True)
+    if results and not any(r.outputs for r in results):
+        raise ToolkitFailure(f"no question matches --only {only!r}")
+    if results:
+        text = render_json(results, bundled_problems()) if fmt == "json" else "\n\n".join(
+            render_text(r, bundled_problems()) for r in results)
+        _emit(text, output)
+    if not results:
+        raise ToolkitFailure("nothing could be graded: " + "; ".join(unreadable))
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text)
+        return
+    try:
+        output.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ToolkitFailure(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"report written to {output}", err=True)
 
 
 @main.command()
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 def validate(path: Path | None) -> None:
     """Check a problem set (folder) or one spec file and report every problem found."""
-    from grader.report import render_problems, render_valid
+    from grader.selfcheck_report import render_problems, render_valid
     from grader.spec import load_problem_set, validate as find_problems
 
     path = path or bundled_problems()
@@ -67,7 +138,7 @@ def selfcheck(path: Path | None, seed: int | None, trials: int) -> None:
         import torch  # noqa: F401  -- only to say clearly what is missing
     except ImportError:
         raise ToolkitFailure("grade selfcheck needs torch: pip install -e '.[torch]'") from None
-    from grader.report import render_problems, render_selfcheck
+    from grader.selfcheck_report import render_problems, render_selfcheck
     from grader.selfcheck import run_selfcheck
 
     path = path or bundled_problems()
