@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import difflib
 import keyword
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from grader.distributions import DISTRIBUTIONS
 from grader.imports import DEFAULT_FORBIDDEN
+from grader.spec_yaml import expand_variants, read_yaml
 from grader.spec import (
     COMPARE_MODES, PROJECT_DEFAULTS, CompareSpec, DimSpec, InputSpec, OutputSpec, ProblemSet, ProblemSpec,
     QuestionSpec, SpecProblem, Tolerance,
@@ -29,7 +27,7 @@ from reference.expr import Expr, parse
 from reference.graph import Graph
 
 SET_FILE = "set.yaml"
-FILE_KEYS = ("problem", "title", "defaults", "dims", "inputs", "nodes", "questions")
+FILE_KEYS = ("problem", "title", "defaults", "dims", "inputs", "nodes", "questions", "variants")
 SET_KEYS = ("name", "title", "defaults", "forbidden_imports")
 INPUT_KEYS = ("shape", "dist")
 QUESTION_KEYS = ("id", "function", "args", "returns", "points", "trials", "rtol", "atol",
@@ -56,31 +54,6 @@ class _Problems:
                 self.add(f"{where}{key}" if where else str(key), "unknown field", fix)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that rejects duplicate keys, which plain YAML silently overwrites."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
-    seen: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}'", key_node.start_mark)
-        seen[key] = loader.construct_object(value_node, deep=deep)
-    return seen
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-# YAML 1.1 reads 1e-8 (no dot) as a string; tolerances are written that way, so read it as a number.
-_UniqueKeyLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
-
 def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
     """Read a problem-set folder or a single spec file; return what was built and every problem."""
     if not path.exists():
@@ -93,10 +66,9 @@ def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
                                     "add one file per problem, such as reg.yaml"))
     specs = []
     for f in files:
-        spec, found = _load_file(f, meta.get("defaults", {}))
+        built, found = _load_file(f, meta.get("defaults", {}))
         problems += found
-        if spec is not None:
-            specs.append(spec)
+        specs += built
     problems += _check_across_files(specs)
     name = meta.get("name") or (path.name if path.is_dir() else path.stem)
     title = meta.get("title") or name
@@ -104,26 +76,11 @@ def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
     return ProblemSet(path, str(name), str(title), tuple(specs), forbidden), problems
 
 
-def _read_yaml(path: Path, out: _Problems) -> Any:
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
-    except OSError as exc:
-        out.add("file", f"cannot be read: {exc.strerror or exc}")
-    except UnicodeDecodeError:
-        out.add("file", "is not UTF-8 text")
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
-        problem = getattr(exc, "problem", None) or str(exc)
-        out.add(where, f"not valid YAML: {problem}", "check the indentation and quoting around that line")
-    return None
-
-
 def _read_set_meta(path: Path | None) -> tuple[dict[str, Any], list[SpecProblem]]:
     if path is None or not path.exists():
         return {}, []
     out = _Problems(str(path))
-    data = _read_yaml(path, out)
+    data = read_yaml(path, out.add)
     if data is None:
         return {}, out.found
     if not isinstance(data, dict):
@@ -139,21 +96,34 @@ def _read_set_meta(path: Path | None) -> tuple[dict[str, Any], list[SpecProblem]
     return {**meta, "defaults": _read_defaults(data.get("defaults", {}), out, {})}, out.found
 
 
-def _load_file(path: Path, set_defaults: Mapping[str, Any]) -> tuple[ProblemSpec | None, list[SpecProblem]]:
+def _load_file(path: Path, set_defaults: Mapping[str, Any]) -> tuple[list[ProblemSpec], list[SpecProblem]]:
     out = _Problems(str(path))
-    data = _read_yaml(path, out)
+    data = read_yaml(path, out.add)
     if data is None and not out.found:
         out.add("file", "is empty", "write a problem spec: dims, inputs, nodes, questions")
     if data is None:
-        return None, out.found
+        return [], out.found
     if not isinstance(data, dict):
         out.add("file", f"must be a mapping of fields, not a {type(data).__name__}", "see docs/specs.md")
-        return None, out.found
+        return [], out.found
     out.unknown_keys("", data, FILE_KEYS)
+    if "variants" not in data:
+        return _build_checked(path, data, out, set_defaults)
+    expanded = expand_variants(data, out.add)
+    specs, found = [], list(out.found)
+    for label, body in expanded:
+        spec, problems = _build_checked(path, body, _Problems(f"{path} [variant {label}]"), set_defaults)
+        specs += spec
+        found += problems
+    return specs, found
+
+
+def _build_checked(path: Path, data: dict, out: _Problems, set_defaults: Mapping[str, Any]
+                   ) -> tuple[list[ProblemSpec], list[SpecProblem]]:
     spec = _build(path, data, out, set_defaults)
     if spec is not None and not out.found:
         _dry_run(spec, out)
-    return spec, out.found
+    return ([] if spec is None else [spec]), out.found
 
 
 def _build(path: Path, data: dict, out: _Problems, set_defaults: Mapping[str, Any]) -> ProblemSpec | None:

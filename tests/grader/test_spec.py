@@ -153,3 +153,32 @@ def test_impossible_kink_avoidance_is_reported(tmp_path: Path) -> None:
     assert [p.question for p in problems] == ["net_forward", "net_grad"]  # both questions need relu(z)
     assert all(p.field == "trial" and "relu at 0 in 'relu(z)'" in p.message and "kink_margin" in p.message
                for p in problems)
+
+
+FAMILY = """
+variants:
+  - {P: lin, act: "z", y: {shape: [n], dist: normal}}
+  - {P: sq, act: "z ** 2", y: {shape: [n], dist: labels, values: [0, 1]}}
+problem: ${P}
+dims: {n: [1, 3]}
+inputs: {x: {shape: [n]}, y: "${y}"}
+nodes: {z: 3 * x, a: "${act}", loss: sum((a - y) ** 2)}
+questions:
+  - {function: "${P}_grad", args: [x, y], returns: "grad(loss, x)"}
+"""
+
+
+def test_variants_declare_a_family_of_problems_once(tmp_path: Path) -> None:
+    ps = load_problem_set(write_spec(tmp_path, FAMILY))
+    assert [p.name for p in ps.problems] == ["lin", "sq"]
+    assert [q.function for _, q in ps.questions()] == ["lin_grad", "sq_grad"]
+    assert ps.problems[1].inputs["y"].dist == "labels"  # a whole-value placeholder keeps its type
+
+
+def test_variant_problems_name_the_variant(tmp_path: Path) -> None:
+    text = FAMILY.replace('act: "z ** 2", ', 'act: "z ** 2", unused: 1, ').replace('{P: lin, act: "z", ', "{P: lin, ")
+    problems = validate(write_spec(tmp_path, text))
+    assert sorted((p.file, p.field, p.message) for p in problems) == [
+        (str(tmp_path / "spec.yaml"), "variants[1]", "does not define ${act}, which the file uses"),
+        (str(tmp_path / "spec.yaml"), "variants[2].unused", "is not used anywhere in the file"),
+    ]

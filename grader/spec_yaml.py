@@ -1,0 +1,103 @@
+"""Reading spec files into plain data: strict YAML, and the expansion of ``variants``.
+
+Plain YAML silently keeps the last of two equal keys and reads ``1e-8`` as a
+string; spec files are read with both fixed. A file with ``variants:`` is a
+family of problems written once: each variant fills the ``${name}`` placeholders.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+Report = Callable[..., None]  # (where, message, fix="") -> None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that rejects duplicate keys, which plain YAML silently overwrites."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}'", key_node.start_mark)
+        seen[key] = loader.construct_object(value_node, deep=deep)
+    return seen
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 reads 1e-8 (no dot) as a string; tolerances are written that way, so read it as a number.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(path: Path, add: Report) -> Any:
+    """The file's data, or None after reporting why it cannot be read."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except OSError as exc:
+        add("file", f"cannot be read: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        add("file", "is not UTF-8 text")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(exc, "problem", None) or str(exc)
+        add(where, f"not valid YAML: {problem}", "check the indentation and quoting around that line")
+    return None
+
+
+def expand_variants(data: dict, add: Report) -> list[tuple[str, dict]]:
+    """One body per variant, with its ``${name}`` placeholders filled in."""
+    variants = data["variants"]
+    if not isinstance(variants, list) or not variants or not all(isinstance(v, dict) and v for v in variants):
+        add("variants", "must be a non-empty list of mappings name: value",
+                "write e.g. variants: [{P: reg, f: '5 * relu(z1)'}, {P: mse, f: 'tanh(z1)'}]")
+        return []
+    body = {k: v for k, v in data.items() if k != "variants"}
+    expanded = []
+    for i, variant in enumerate(variants, start=1):
+        label = str(variant.get("P", variant.get("name", i)))
+        used: set[str] = set()
+        try:
+            expanded.append((label, _substitute(body, variant, used)))
+        except KeyError as exc:
+            add(f"variants[{i}]", f"does not define ${{{exc.args[0]}}}, which the file uses",
+                    f"add {exc.args[0]}: ... to this variant")
+            continue
+        for unused in sorted(set(map(str, variant)) - used):
+            add(f"variants[{i}].{unused}", "is not used anywhere in the file", "remove it or fix its name")
+    return expanded
+
+
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+def _substitute(value: Any, variant: Mapping[str, Any], used: set[str]) -> Any:
+    """Fill ``${name}`` placeholders; a string that is only a placeholder takes the value whole (any type)."""
+    if isinstance(value, dict):
+        return {_substitute(k, variant, used): _substitute(v, variant, used) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, variant, used) for v in value]
+    if not isinstance(value, str):
+        return value
+    whole = _PLACEHOLDER.fullmatch(value.strip())
+    if whole:
+        used.add(whole.group(1))
+        return variant[whole.group(1)]
+
+    def fill(m: re.Match[str]) -> str:
+        used.add(m.group(1))
+        return str(variant[m.group(1)])
+
+    return _PLACEHOLDER.sub(fill, value)
