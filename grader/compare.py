@@ -102,10 +102,11 @@ def _values(got: np.ndarray, expected: np.ndarray, tol: Tolerance, warnings: tup
 
 def _value_message(n_bad: int, size: int, worst: tuple[int, ...], got: float, expected: float,
                    tol: Tolerance) -> str:
-    where = f" at index {list(worst)}" if worst else ""
-    share = f"{n_bad} of {size} elements ({100 * n_bad / size:.0f}%)" if size > 1 else "the value"
-    return (f"{share} outside tolerance; worst{where}: got {got:.6g}, expected {expected:.6g} "
-            f"(allowed: {tol.atol:g} + {tol.rtol:g} x |expected|)")
+    allowed = f"(allowed: {tol.atol:g} + {tol.rtol:g} x |expected|)"
+    if size == 1:
+        return f"got {got:.6g}, expected {expected:.6g} {allowed}"
+    return (f"{n_bad} of {size} elements ({100 * n_bad / size:.0f}%) outside tolerance; worst at index "
+            f"{list(worst)}: got {got:.6g}, expected {expected:.6g} {allowed}")
 
 
 # --- losses correct up to a positive factor and a parameter-free offset ------------------

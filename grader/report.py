@@ -1,58 +1,120 @@
-"""Plain-text renderings of result objects; the CLI prints what these return."""
+"""Grade reports: the terminal text and the JSON document, both built from ``GradeResult``.
+
+The JSON shape is documented in the README ("JSON report"); keep the two in step.
+Non-finite numbers become ``null`` in JSON (JSON has no NaN or Infinity); the
+message says what they were.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+import math
+import shlex
+from pathlib import Path
+from typing import Any, Sequence
 
-from grader.selfcheck import ATOL, RTOL, SelfCheckResult
-from grader.spec import ProblemSet, SpecProblem
+from grader.grading import GradeResult, OutputResult
+from grader.textutil import short, table
+
+REPORT_VERSION = 1
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns, as wide as their widest cell."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+def replay_command(result: GradeResult, out: OutputResult, bundled: Path) -> str:
+    """The command that grades exactly the failing trial of ``out`` again."""
+    if out.failure is None:
+        return ""
+    parts = ["grade", str(result.submission)]
+    if result.problems_path.resolve() != bundled.resolve():
+        parts += ["--problems", str(result.problems_path)]
+    parts += ["--seed", str(result.seed), "--only", out.function, "--trial", str(out.failure.trial)]
+    return shlex.join(parts)
 
 
-def render_problems(path: str, problems: Sequence[SpecProblem]) -> str:
-    lines = [f"{len(problems)} problem(s) in {path}:"]
-    lines += [f"  {p}" for p in problems]
+def _points(x: float) -> str:
+    return f"{x:g}"
+
+
+def _error(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1e}"
+
+
+def render_text(result: GradeResult, bundled: Path) -> str:
+    lines = [f"Grading {result.submission} against problem set '{result.problem_set}' (seed {result.seed})"]
+    lines.append("isolation: " + (", ".join(result.layers) if result.layers else "none (the file was not run)"))
+    lines += [f"note: {n}" for n in result.notes]
+    rows = [[o.question, _label(o), o.status,
+             f"{_points(o.score)}/{_points(o.max_score)}", f"{o.trials_passed}/{o.trials}",
+             _error(o.max_abs_error), short(o.message, 60)] for o in result.outputs]
+    lines += ["", table(["question", "function / output", "status", "points", "trials", "worst abs err",
+                         "message"], rows)]
+    lines += ["", f"Total: {_points(result.score)} / {_points(result.max_score)} points"]
+    details = [_details(result, o, bundled) for o in result.outputs if o.status != "passed" or o.warnings]
+    if details:
+        lines += ["", "Details", "-------"] + [d for block in details for d in block]
     return "\n".join(lines)
 
 
-def render_valid(problem_set: ProblemSet) -> str:
-    n = sum(1 for _ in problem_set.questions())
-    outputs = sum(len(q.outputs) for _, q in problem_set.questions())
-    return (f"OK: problem set '{problem_set.name}' ({problem_set.path}) is valid: {len(problem_set.problems)} "
-            f"file(s), {n} questions, {outputs} graded outputs, {problem_set.max_score:g} points.")
+def _label(o: OutputResult) -> str:
+    return f"{o.function} -> {o.output}" if o.of_tuple else o.function
 
 
-def render_selfcheck(result: SelfCheckResult) -> str:
-    lines = [
-        f"Self-check of problem set '{result.problem_set}' ({result.path})",
-        f"seed {result.seed}, {result.trials} random trials per question plus its fixed cases; "
-        f"NumPy must match torch within rtol {RTOL:g}, atol {ATOL:g} x max(1, |value|)",
-        "",
-    ]
-    bad_ops = [o for o in result.ops if not o.ok]
-    lines.append(f"op registry: {len(result.ops)} ops, forward and VJP against torch, VJP against central "
-                 f"finite differences: " + ("all agree" if not bad_ops else f"{len(bad_ops)} disagree"))
-    for op in bad_ops:
-        lines += [f"  {op.op}: {m}" for m in op.mismatches]
-    rows = []
-    for q in result.questions:
-        w = q.worst
-        rows.append([q.problem, q.question, q.function, str(q.trials),
-                     f"{w.max_rel:.1e}" if w else "-", f"{w.max_abs:.1e}" if w else "-",
-                     f"{w.output}" if w else "-", "ok" if q.ok else "FAIL"])
-    lines += ["", table(["problem", "question", "function", "trials", "worst rel", "worst abs", "at output",
-                         "status"], rows)]
-    for q in result.questions:
-        lines += [f"  {q.problem} / {q.question}: {f}" for f in q.failures[:5]]
-        if len(q.failures) > 5:
-            lines.append(f"  {q.problem} / {q.question}: ... and {len(q.failures) - 5} more")
-    failed = len(bad_ops) + sum(not q.ok for q in result.questions)
-    lines += ["", "PASSED: every expected value agrees with torch autograd." if result.ok
-              else f"FAILED: {failed} check(s) disagree (replay with --seed {result.seed})."]
-    return "\n".join(lines)
+def _details(result: GradeResult, o: OutputResult, bundled: Path) -> list[str]:
+    lines = [f"{o.question}: {_label(o)}  [{o.status}]"]
+    if o.message:
+        lines.append(f"  {o.message}")
+    lines += [f"  diagnosis: {d}" for d in o.diagnosis]
+    f = o.failure
+    if f is not None and f.comparison is not None and f.comparison.n_bad and f.comparison.max_abs == f.comparison.max_abs:
+        c = f.comparison
+        where = f" at index {list(c.worst_index)}" if c.worst_index else ""
+        lines.append(f"  tolerance report: worst abs error {c.max_abs:.3g}, worst rel error {c.max_rel:.3g}"
+                     f"{where}; {100 * c.share_bad:.0f}% of {c.size} element(s) outside "
+                     f"atol {o.tolerance.atol:g} + rtol {o.tolerance.rtol:g} x |expected|")
+    if f is not None:
+        dims = ", ".join(f"{k}={v}" for k, v in f.dims.items()) or "none"
+        lines.append(f"  failing trial {f.trial} (dims {dims}), seed {result.seed}")
+        lines.append(f"  replay: {replay_command(result, o, bundled)}")
+    lines += [f"  warning: {w}" for w in o.warnings]
+    return lines
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def to_json(result: GradeResult, bundled: Path) -> dict[str, Any]:
+    return {
+        "report_version": REPORT_VERSION,
+        "submission": str(result.submission),
+        "problem_set": result.problem_set,
+        "seed": result.seed,
+        "score": result.score,
+        "max_score": result.max_score,
+        "graded": result.graded,
+        "isolation": list(result.layers),
+        "notes": list(result.notes),
+        "elapsed_seconds": round(result.elapsed, 4),
+        "questions": [_output_json(result, o, bundled) for o in result.outputs],
+    }
+
+
+def _output_json(result: GradeResult, o: OutputResult, bundled: Path) -> dict[str, Any]:
+    f = o.failure
+    return {
+        "id": o.question, "problem": o.problem, "function": o.function, "output": o.output, "status": o.status,
+        "score": o.score, "max_score": o.max_score, "trials": o.trials, "trials_passed": o.trials_passed,
+        "message": o.message, "diagnosis": list(o.diagnosis), "warnings": list(o.warnings),
+        "max_abs_error": _finite(o.max_abs_error), "max_rel_error": _finite(o.max_rel_error),
+        "tolerance": {"rtol": o.tolerance.rtol, "atol": o.tolerance.atol},
+        "failure": None if f is None else {
+            "trial": f.trial, "dims": f.dims, "message": f.message,
+            "worst_index": list(f.comparison.worst_index) if f.comparison and f.comparison.worst_index else None,
+            "share_outside_tolerance": f.comparison.share_bad if f.comparison else None,
+            "replay": replay_command(result, o, bundled)},
+    }
+
+
+def render_json(results: Sequence[GradeResult], bundled: Path) -> str:
+    """One JSON object for one submission, a list for several."""
+    docs = [to_json(r, bundled) for r in results]
+    return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2)

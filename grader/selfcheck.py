@@ -140,6 +140,8 @@ def _disagreement(output: str, trial: int, numpy_value: np.ndarray, torch_value:
     if not numpy_value.size:
         return Disagreement(output, trial, 0.0, 0.0)
     err = np.abs(numpy_value - torch_value)
-    rel = err / np.maximum(np.abs(torch_value), np.finfo(np.float64).tiny)
-    return Disagreement(output, trial, float(err.max()), float(np.where(err == 0, 0.0, rel).max()))
+    # relative to the value, or to the absolute floor where the value is (near) zero
+    scale = max(1.0, float(np.max(np.abs(torch_value))))
+    rel = err / np.maximum(np.abs(torch_value), ATOL * scale)
+    return Disagreement(output, trial, float(err.max()), float(rel.max()))
 

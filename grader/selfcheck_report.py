@@ -19,7 +19,7 @@ def render_valid(problem_set: ProblemSet) -> str:
     n = sum(1 for _ in problem_set.questions())
     outputs = sum(len(q.outputs) for _, q in problem_set.questions())
     return (f"OK: problem set '{problem_set.name}' ({problem_set.path}) is valid: {len(problem_set.problems)} "
-            f"file(s), {n} questions, {outputs} graded outputs, {problem_set.max_score:g} points.")
+            f"problem(s), {n} questions, {outputs} graded outputs, {problem_set.max_score:g} points.")
 
 
 def render_selfcheck(result: SelfCheckResult) -> str:

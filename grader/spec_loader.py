@@ -60,7 +60,7 @@ def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
         return None, [SpecProblem(str(path), None, "path", "does not exist",
                                   "give a problem-set folder or a .yaml spec file")]
     files = sorted(p for p in path.glob("*.y*ml") if p.name != SET_FILE) if path.is_dir() else [path]
-    meta, problems = _read_set_meta(path / SET_FILE if path.is_dir() else None)
+    meta, problems = _read_set_meta((path if path.is_dir() else path.parent) / SET_FILE)
     if not files:
         problems.append(SpecProblem(str(path), None, "path", "holds no .yaml spec files",
                                     "add one file per problem, such as reg.yaml"))
@@ -76,8 +76,8 @@ def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
     return ProblemSet(path, str(name), str(title), tuple(specs), forbidden), problems
 
 
-def _read_set_meta(path: Path | None) -> tuple[dict[str, Any], list[SpecProblem]]:
-    if path is None or not path.exists():
+def _read_set_meta(path: Path) -> tuple[dict[str, Any], list[SpecProblem]]:
+    if not path.exists():
         return {}, []
     out = _Problems(str(path))
     data = read_yaml(path, out.add)
@@ -146,8 +146,10 @@ def _build(path: Path, data: dict, out: _Problems, set_defaults: Mapping[str, An
         raw_questions = []
     known = declared_dims | declared_inputs | declared_nodes
     questions = [q for i, raw in enumerate(raw_questions)
-                 if (q := _read_question(i, raw, out, defaults, known, set(inputs))) is not None]
+                 if (q := _read_question(i, raw, out, defaults, known, set(inputs),
+                                            declared_inputs | declared_dims)) is not None]
     out.question = None
+    _check_unique_ids(questions, out)
     title = data.get("title", name)
     return ProblemSpec(path, name, str(title), tuple(dims), inputs, nodes, tuple(questions), graph)
 
@@ -179,7 +181,7 @@ def _read_defaults(raw: Any, out: _Problems, base: Mapping[str, Any]) -> dict[st
     merged = dict(base)
     for key, value in raw.items():
         if key in PROJECT_DEFAULTS and _number(value, f"defaults.{key}", out, integer=key == "trials",
-                                               positive=key != "atol"):
+                                               positive=key not in ("atol", "rtol")):
             merged[key] = value
     return merged
 
@@ -305,7 +307,7 @@ def _check_across_files(specs: list[ProblemSpec]) -> list[SpecProblem]:
 
 
 def _read_question(i: int, raw: Any, out: _Problems, defaults: Mapping[str, Any], known: set[str],
-                   inputs: set[str]) -> QuestionSpec | None:
+                   inputs: set[str], fixable: set[str]) -> QuestionSpec | None:
     out.question = f"#{i + 1}"
     if not isinstance(raw, dict):
         out.add("question", f"must be a mapping, not {raw!r}", "write function:, args:, returns:")
@@ -320,14 +322,24 @@ def _read_question(i: int, raw: Any, out: _Problems, defaults: Mapping[str, Any]
     outputs = _read_outputs(raw.get("returns"), raw.get("points", 1), out)
     settings = {k: raw.get(k, defaults[k]) for k in PROJECT_DEFAULTS}
     for key, value in settings.items():
-        _number(value, key, out, integer=key == "trials", positive=key != "atol")
+        _number(value, key, out, integer=key == "trials", positive=key not in ("atol", "rtol"))
     compare = _read_compare(raw.get("compare", {}), out, args, inputs)
-    cases = _read_cases(raw.get("cases", []), out, known)
+    cases = _read_cases(raw.get("cases", []), out, fixable)
     if args is None or outputs is None or compare is None or cases is None:
         return None
     return QuestionSpec(out.question, function, args, outputs, isinstance(raw["returns"], (list, dict)),
                         int(settings["trials"]), Tolerance(float(settings["rtol"]), float(settings["atol"])),
                         compare, cases, float(settings["kink_margin"]), float(settings["timeout"]))
+
+
+def _check_unique_ids(questions: list[QuestionSpec], out: _Problems) -> None:
+    seen: set[str] = set()
+    for q in questions:
+        if q.id in seen:
+            out.question = q.id
+            out.add("id", "is used by another question of this file", "give every question its own id")
+        seen.add(q.id)
+    out.question = None
 
 
 def _read_args(raw: Any, out: _Problems, known: set[str]) -> tuple[str, ...] | None:
@@ -393,6 +405,9 @@ def _read_compare(raw: Any, out: _Problems, args: tuple[str, ...] | None, inputs
     if not isinstance(over, list) or any(a not in (args or ()) or a not in inputs for a in over):
         out.add("compare.over", f"must list inputs among the question's arguments, got {over!r}")
         ok = False
+    elif mode != "positive_affine" and over:
+        out.add("compare.over", f"only applies to mode positive_affine, not {mode}", "remove it or set the mode")
+        ok = False
     elif mode == "positive_affine" and not over:
         out.add("compare.over", "positive_affine needs the parameters the loss is minimised over",
                 "write e.g. over: [w, b]")
@@ -424,7 +439,9 @@ def _dry_run(spec: ProblemSpec, out: _Problems) -> None:
             cq = compile_question(spec, q)
             # Trial 0 has every dimension at its smallest, often 1, where (1,) @ (1, 1)
             # fits and any vector is a scalar; the largest sizes and a random draw catch those.
-            draw_trial(cq, 0, 0)
+            first = draw_trial(cq, 0, 0)
+            if q.compare.mode == "positive_affine" and any(e.shape != () for e in first.expected):
+                out.add("returns", "compare mode positive_affine judges a loss: every output must be a scalar")
             draw_trial(cq, 0, 1, largest_dims(spec))
             draw_trial(cq, 0, 2)
             for j, case in enumerate(q.cases):

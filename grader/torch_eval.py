@@ -92,9 +92,9 @@ def _grad(node: Derivative, env: Mapping[str, Tensor], at: Tensor) -> Tensor:
     x = at.clone().requires_grad_(True)
     with torch.enable_grad():
         f = _TorchEvaluator({**env, node.wrt: x}).value(node.f)
-    if f.numel() != 1:
+    if tuple(f.shape) != ():
         raise EvaluationError(f"'{node.text}': grad needs a scalar, but the quantity has shape {tuple(f.shape)}; "
-                              "use jacobian or derivative")
+                              "use sum(...) for a total, or jacobian / derivative")
     if not f.requires_grad:  # f does not depend on the variable at all
         return torch.zeros_like(at)
     (g,) = torch.autograd.grad(f.reshape(()), x, allow_unused=True)

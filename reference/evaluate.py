@@ -84,9 +84,9 @@ class _Evaluator:
         inner = _Evaluator({**self.env, node.wrt: at}, self.observe)
         f = inner.value(node.f)
         if node.kind == "grad":
-            if f.size != 1:
+            if f.shape != ():
                 raise EvaluationError(f"'{node.text}': grad needs a scalar, but the quantity has shape {f.shape}; "
-                                      "use jacobian or derivative")
+                                      "use sum(...) for a total, or jacobian / derivative")
             return backward(node.f, node.wrt, [np.ones_like(f)], inner)[0]
         if node.kind == "derivative":
             if f.shape != at.shape:

@@ -104,6 +104,10 @@ class Graph:
             raise ExpressionError(f"{expr.kind} with respect to unknown name '{expr.wrt}'", expr.col)
         at = self._name(Name(expr.wrt, expr.col), leaves, stack)
         f = self._resolve(expr.f, leaves | {expr.wrt}, stack)
+        if not depends_on(f, expr.wrt):
+            cut = f" once the arguments ({', '.join(sorted(leaves))}) are leaves" if leaves else ""
+            raise ExpressionError(f"'{expr.text}' is zero everywhere: the quantity does not depend on "
+                                  f"'{expr.wrt}'{cut}", expr.col)
         if any(isinstance(n, Derivative) and depends_on(n, expr.wrt) for n in walk(f)):
             raise ExpressionError(f"'{expr.text}' differentiates a derivative again; "
                                   "second derivatives are not supported", expr.col)

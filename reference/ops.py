@@ -52,9 +52,9 @@ def _min_abs(x: Array) -> float:
     return float(np.min(np.abs(x))) if np.size(x) else INF
 
 
-def _min_positive(x: Array) -> float:
-    """Distance into the domain x > 0; zero or less means outside it."""
-    return float(np.min(x)) if np.size(x) else INF
+def _in_positive_domain(x: Array) -> float:
+    """Infinitely far from trouble while x > 0 (any positive value is differentiable), else 0."""
+    return INF if np.all(x > 0) else 0.0
 
 
 def unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
@@ -118,7 +118,7 @@ def _pow_kink(a: Array, b: Array) -> float:
     # pole at 0; any other exponent needs a > 0 to be real and differentiable.
     if np.all(b == np.round(b)):
         return INF if np.all(b >= 1) else _min_abs(a)
-    return _min_positive(a)
+    return _in_positive_domain(a)
 
 
 def _as_2d(a: Array, b: Array) -> tuple[Array, Array]:
@@ -304,9 +304,9 @@ def _registry() -> dict[str, Op]:
         # element-wise functions
         Op("exp", 1, np.exp, lambda g, o, a: (g * o,), lambda t, a: t.exp(a), _unary()),
         Op("log", 1, np.log, lambda g, o, a: (g / a,), lambda t, a: t.log(a), _unary(positive=True),
-           kink=lambda a: _min_positive(a), kink_where="log at a <= 0"),
+           kink=lambda a: _in_positive_domain(a), kink_where="log at a <= 0"),
         Op("sqrt", 1, np.sqrt, lambda g, o, a: (g / (2.0 * o),), lambda t, a: t.sqrt(a), _unary(positive=True),
-           kink=lambda a: _min_positive(a), kink_where="sqrt at a <= 0"),
+           kink=lambda a: _in_positive_domain(a), kink_where="sqrt at a <= 0"),
         Op("tanh", 1, np.tanh, lambda g, o, a: (g * (1.0 - o**2),), lambda t, a: t.tanh(a), _unary()),
         Op("cosh", 1, np.cosh, lambda g, o, a: (g * np.sinh(a),), lambda t, a: t.cosh(a), _unary()),
         Op("cos", 1, np.cos, lambda g, o, a: (-g * np.sin(a),), lambda t, a: t.cos(a), _unary()),

@@ -80,7 +80,17 @@ BROKEN = [
      "in 'x @ W': shapes (4,) @ (3, 4) do not fit: inner sizes 4 and 3 differ"),
     ("points list of the wrong length", ("points: 3", "points: [1, 2]"), "net_grad", "points",
      "2 values for 1 outputs"),
-    ("negative tolerance", ("rtol: 1e-8", "rtol: -1"), "net_grad", "rtol", "positive number"),
+    ("negative tolerance", ("rtol: 1e-8", "rtol: -1"), "net_grad", "rtol", "must be a non-negative number"),
+    ("duplicate question id", ("  - function: net_grad\n", "  - function: net_grad\n    id: net_forward\n"),
+     "net_forward", "id", "is used by another question"),
+    ("over without positive_affine", ("rtol: 1e-8", "compare: {over: [W]}"), "net_grad", "compare.over",
+     "only applies to mode positive_affine"),
+    ("positive_affine on a non-scalar", ("rtol: 1e-8", "compare: {mode: positive_affine, over: [W]}"), "net_grad",
+     "returns", "every output must be a scalar"),
+    ("case fixing a node", ("rtol: 1e-8", "cases: [{z: 1}]"), "net_grad", "cases", "'z' is not an input"),
+    ("derivative cut off from its variable", ("args: [x, W]\n    returns: {dW", "args: [z, W]\n    returns: {dW"),
+     "net_grad", "returns", "'grad(loss, W)' is zero everywhere: the quantity does not depend on 'W' once the "
+     "arguments (W, h, n, z) are leaves"),
     ("cycle among nodes", ("z: W @ x", "z: W @ a"), None, "nodes.z", "cycle"),
     ("grad of a non-scalar", ("'grad(loss, W)'", "'grad(a, W)'"), "net_grad", "trial", "grad needs a scalar"),
     ("eval-like syntax", ("a: tanh(z)", "a: __import__('os')"), None, "nodes.a", "unknown function '__import__'"),
@@ -182,3 +192,11 @@ def test_variant_problems_name_the_variant(tmp_path: Path) -> None:
         (str(tmp_path / "spec.yaml"), "variants[1]", "does not define ${act}, which the file uses"),
         (str(tmp_path / "spec.yaml"), "variants[2].unused", "is not used anywhere in the file"),
     ]
+
+
+def test_a_single_file_uses_the_set_yaml_beside_it(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, GOOD)
+    (tmp_path / "set.yaml").write_text("name: demo\ndefaults: {trials: 4}\nforbidden_imports: [sympy]\n")
+    ps = load_problem_set(path)
+    assert ps.name == "demo" and ps.forbidden_imports == ("sympy",)
+    assert all(q.trials == 4 for _, q in ps.questions())

@@ -1,0 +1,249 @@
+"""One grade: a submission against a problem set, question by question, into result objects.
+
+The steps, in order: read the submission statically (syntax, functions, forbidden
+imports); load it once in the sandboxed worker; for each question draw its trials
+(and, for losses judged up to a positive factor, the parameter variants of each
+trial), compute the expected values in this process, call the student's function
+in the worker, compare each output, and fold the trials into one result per
+output. Expected values never leave this process; the worker sees only the
+arguments of its own calls.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from grader.compare import Comparison, compare_positive_affine, compare_values
+from grader.imports import forbidden_uses
+from grader.sampling import CompiledQuestion, Trial, compile_question, draw_trial, draw_trials, draw_variants
+from grader.sandbox import CallResult, Limits, LoadReport, Sandbox
+from grader.spec import ProblemSet, QuestionSpec, Tolerance
+from grader.submission import Submission, SyntaxIssue, read_submission
+from reference.errors import ToolkitError
+
+STATUSES = ("passed", "failed", "error", "timeout", "missing", "forbidden")
+AFFINE_VARIANTS = 6  # parameter draws per example for positive_affine losses
+
+
+@dataclass(frozen=True)
+class TrialFailure:
+    """The failing trial shown to the student: the smallest one, with what is needed to replay it."""
+
+    trial: int
+    dims: dict[str, int]
+    message: str
+    comparison: Comparison | None
+
+
+@dataclass(frozen=True)
+class OutputResult:
+    problem: str
+    question: str
+    function: str
+    output: str
+    status: str  # one of STATUSES
+    score: float
+    max_score: float
+    trials: int
+    trials_passed: int
+    message: str
+    tolerance: Tolerance
+    of_tuple: bool = False  # the output is one element of a returned tuple
+    diagnosis: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    failure: TrialFailure | None = None
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    submission: Path
+    problem_set: str
+    problems_path: Path
+    seed: int
+    outputs: tuple[OutputResult, ...]
+    notes: tuple[str, ...]  # about the submission as a whole: syntax, load errors, skipped magics
+    layers: tuple[str, ...]  # the isolation layers that were active
+    elapsed: float
+    graded: bool = True  # False when nothing could be run (a syntax error)
+
+    @property
+    def score(self) -> float:
+        return sum(o.score for o in self.outputs)
+
+    @property
+    def max_score(self) -> float:
+        return sum(o.max_score for o in self.outputs)
+
+
+@dataclass
+class _Tally:
+    """What the trials of one question found for one of its outputs."""
+
+    passed: int = 0
+    comparisons: list[tuple[Trial, Comparison]] = field(default_factory=list)
+    call_failure: tuple[Trial, CallResult] | None = None
+    warnings: dict[str, None] = field(default_factory=dict)
+    # positive_affine: per example, the student's and the reference losses over the parameter draws
+    examples: list[tuple[Trial, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+
+def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None = None,
+          trials: int | None = None, trial: int | None = None, limits: Limits | None = None) -> GradeResult:
+    """Grade one submission file; raise ``SubmissionError`` only when it cannot be read at all."""
+    start = time.perf_counter()
+    sub = read_submission(path)
+    selected = [(p, q) for p, q in problem_set.questions() if _selected(q, only)]
+    if sub.syntax_error is not None:
+        return _ungraded(sub, problem_set, seed, selected, start)
+    forbidden = forbidden_uses(sub.source, problem_set.forbidden_imports)
+    with Sandbox(sub.source, sub.name, limits or Limits()) as sandbox:
+        load = sandbox.load()
+        outputs: list[OutputResult] = []
+        for p, q in selected:
+            outputs += _grade_question(sandbox, load, sub, compile_question(p, q), seed, trials, trial,
+                                       forbidden.get(q.function))
+    notes = sub.notes + tuple(f"{sub.locate(i.line)}: {i.message}" for i in load.issues)
+    return GradeResult(sub.path, problem_set.name, problem_set.path, seed, tuple(outputs), notes, load.layers,
+                       time.perf_counter() - start)
+
+
+def _selected(q: QuestionSpec, only: str | None) -> bool:
+    return only is None or any(fnmatch.fnmatchcase(name, only) for name in (q.function, q.id))
+
+
+def _ungraded(sub: Submission, ps: ProblemSet, seed: int, selected: list, start: float) -> GradeResult:
+    err = sub.syntax_error or SyntaxIssue(0, "does not compile", "")
+    where = sub.locate(err.line)
+    note = f"{sub.name}, {where}: SyntaxError: {err.message}" + (f"\n    {err.text.strip()}" if err.text else "")
+    outputs = [_uniform(p.name, q, "error", f"the file does not compile ({where}: {err.message})")
+               for p, q in selected]
+    return GradeResult(sub.path, ps.name, ps.path, seed, tuple(o for os_ in outputs for o in os_), (note,), (),
+                       time.perf_counter() - start, graded=False)
+
+
+def _uniform(problem: str, q: QuestionSpec, status: str, message: str) -> list[OutputResult]:
+    """Every output of ``q`` with the same status and no points (missing, forbidden, not compiled)."""
+    return [OutputResult(problem, q.id, q.function, o.name, status, 0.0, o.points, 0, 0, message, q.tolerance,
+                         q.returns_tuple) for o in q.outputs]
+
+
+def _grade_question(sandbox: Sandbox, load: LoadReport, sub: Submission, cq: CompiledQuestion, seed: int,
+                    trials: int | None, only_trial: int | None, forbidden: str | None) -> list[OutputResult]:
+    q = cq.question
+    if forbidden:
+        return _uniform(cq.problem.name, q, "forbidden", forbidden)
+    if q.function not in load.functions:
+        return _uniform(cq.problem.name, q, "missing", f"{q.function} is not defined in {sub.name}")
+    try:
+        drawn = _trials(cq, seed, trials, only_trial)
+    except ToolkitError as exc:  # a spec that validated but cannot be drawn for this seed
+        return _uniform(cq.problem.name, q, "error", f"the grader could not draw inputs: {exc}")
+    tallies = [_Tally() for _ in q.outputs]
+    for t in drawn:
+        if not _run_trial(sandbox, cq, t, tallies):
+            break  # a timeout or crash: more calls would only cost more time
+    return [_fold(cq, i, tally, len(drawn), sub) for i, tally in enumerate(tallies)]
+
+
+def _trials(cq: CompiledQuestion, seed: int, trials: int | None, only_trial: int | None) -> list[Trial]:
+    if only_trial is None:
+        return draw_trials(cq, seed, trials)
+    n = cq.question.trials if trials is None else trials
+    case = cq.question.cases[only_trial - n] if only_trial >= n else None
+    return [draw_trial(cq, seed, only_trial, case)]
+
+
+def _run_trial(sandbox: Sandbox, cq: CompiledQuestion, t: Trial, tallies: list[_Tally]) -> bool:
+    """Call the student on one trial and tally each output; False when calling again is pointless."""
+    q = cq.question
+    group = [t] + (draw_variants(cq, t, AFFINE_VARIANTS) if q.compare.mode == "positive_affine" else [])
+    results = [_call(sandbox, cq, v) for v in group]
+    bad = next((r for r in results if r.status != "ok"), None)
+    for i, tally in enumerate(tallies):
+        if bad is not None:
+            tally.call_failure = tally.call_failure or (t, bad)
+            continue
+        tally.warnings.update(dict.fromkeys(results[0].notes))
+        tally.warnings.update(dict.fromkeys(_mutation_warning(m) for m in results[0].mutated))
+        if q.compare.mode == "positive_affine" and all(r.outputs[i].size == 1 for r in results):
+            tally.examples.append((t, np.array([float(r.outputs[i].reshape(-1)[0]) for r in results]),
+                                   np.array([float(v.expected[i]) for v in group])))
+            continue
+        comparison = compare_values(results[0].outputs[i], t.expected[i], q.tolerance, q.compare.strict)
+        tally.comparisons.append((t, comparison))
+        tally.passed += comparison.passed
+    return bad is None or bad.status not in ("timeout", "crashed")
+
+
+def _call(sandbox: Sandbox, cq: CompiledQuestion, t: Trial) -> CallResult:
+    dims = {d.name for d in cq.problem.dims}
+    args: list[tuple[str, np.ndarray | int | float]] = []
+    for name in cq.question.args:
+        value = t.args[name]
+        # dimensions are whole numbers and scalar inputs plain floats, as a student would call it
+        args.append((name, int(value) if name in dims else float(value) if value.ndim == 0 else value))
+    n_outputs = len(cq.question.outputs) if cq.question.returns_tuple else None
+    return sandbox.call(cq.question.function, args, n_outputs, cq.question.timeout)
+
+
+def _mutation_warning(arg: str) -> str:
+    return (f"modifies its argument '{arg}' in place; the grader passed a copy, but code that calls "
+            "your function would see its input changed")
+
+
+def _judge_examples(q: QuestionSpec, tally: _Tally) -> None:
+    """positive_affine: one factor c for all examples, so it is judged once over all of them."""
+    if not tally.examples:
+        return
+    trials, got, expected = zip(*tally.examples)
+    joint, _ = compare_positive_affine(got, expected, q.tolerance, q.compare.over)
+    # how many examples agree on their own, for the "trials passed" count
+    tally.passed = sum(compare_positive_affine([g], [e], q.tolerance, q.compare.over)[0].passed
+                       for g, e in zip(got, expected)) if not joint.passed else len(trials)
+    tally.comparisons.append((trials[0], joint))
+
+
+def _fold(cq: CompiledQuestion, i: int, tally: _Tally, n_trials: int, sub: Submission) -> OutputResult:
+    q, out = cq.question, cq.question.outputs[i]
+    _judge_examples(q, tally)
+    comps = [c for _, c in tally.comparisons]
+    errors = [c.max_abs for c in comps if c.max_abs == c.max_abs]  # NaN means "not measured"
+    rels = [c.max_rel for c in comps if c.max_rel == c.max_rel]
+    status, message, failure = _verdict(tally, sub)
+    for c in comps:
+        tally.warnings.update(dict.fromkeys(c.warnings))
+    return OutputResult(
+        cq.problem.name, q.id, q.function, out.name, status, out.points if status == "passed" else 0.0,
+        out.points, n_trials, tally.passed, message, q.tolerance, q.returns_tuple, (), _distinct(tally.warnings),
+        max(errors) if errors else None, max(rels) if rels else None, failure)
+
+
+def _distinct(warnings: Iterable[str]) -> tuple[str, ...]:
+    """One warning per kind: the same remark about (3, 1) and (4, 1) is said once."""
+    kinds: dict[str, str] = {}
+    for w in warnings:
+        kinds.setdefault(re.sub(r"\d+", "#", w), w)
+    return tuple(kinds.values())
+
+
+def _verdict(tally: _Tally, sub: Submission) -> tuple[str, str, TrialFailure | None]:
+    if tally.call_failure is not None:
+        t, r = tally.call_failure
+        status = "timeout" if r.status == "timeout" else "error"
+        return status, r.message, TrialFailure(t.index, dict(t.dims), r.message, None)
+    failed = [(t, c) for t, c in tally.comparisons if not c.passed]
+    if not failed:
+        return "passed", "", None
+    # the failing trial with the smallest arguments is the easiest to understand and check by hand
+    t, c = min(failed, key=lambda tc: (sum(np.size(v) for v in tc[0].args.values()), tc[0].index))
+    return "failed", c.message, TrialFailure(t.index, dict(t.dims), c.message, c)
+

@@ -1,0 +1,334 @@
+"""The sandboxed worker: runs INSIDE the child process that executes a submission.
+
+Started by ``grader.sandbox`` as ``python -I worker.py REQUEST_FD RESPONSE_FD``. It
+imports only the standard library and NumPy, never ``grader`` or ``reference``:
+the child must hold nothing of the grader but this file.
+
+Protocol (both directions): a frame is an 8-byte big-endian length and a payload;
+a payload is a 4-byte big-endian length and a UTF-8 JSON header, then zero or
+more ``.npy`` blobs, each behind its own 8-byte length. Nothing is ever pickled.
+Requests are ``load`` (once) and ``call`` (repeatedly); the worker answers with
+``loading`` events (one before each top-level statement), one ``loaded`` event,
+and one ``result`` per call. stdout/stderr belong to the student.
+"""
+
+from __future__ import annotations
+
+import os
+
+# numpy reads the thread counts when it is imported: pin them first, so a
+# submission cannot spin up threads beyond the single CPU it is granted.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import __future__
+import ast
+import io
+import json
+import linecache
+import struct
+import sys
+import time
+import traceback
+import types
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+MAX_TEXT = 500  # characters of one message; keeps every header small
+MAX_ITEMS = 200  # entries of one list in a header (errors, frames, notes)
+MAX_NAMES = 5000  # `from numpy import *` alone brings hundreds of callables
+BROKEN_EXIT = 70  # the worker could not go on; grader.sandbox knows this code
+
+
+# --- framing -----------------------------------------------------------------
+
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            raise EOFError("the grader closed the request pipe")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def read_request(fd: int) -> tuple[dict, list[np.ndarray]]:
+    """One request: its JSON header and its argument arrays (the parent is trusted)."""
+    (size,) = struct.unpack(">Q", _read_exact(fd, 8))
+    payload = memoryview(_read_exact(fd, size))
+    (hlen,) = struct.unpack(">I", payload[:4])
+    header = json.loads(bytes(payload[4:4 + hlen]))
+    arrays, pos = [], 4 + hlen
+    while pos < size:
+        (blen,) = struct.unpack(">Q", payload[pos:pos + 8])
+        arrays.append(np.load(io.BytesIO(payload[pos + 8:pos + 8 + blen]), allow_pickle=False))
+        pos += 8 + blen
+    return header, arrays
+
+
+def _npy_parts(arr: np.ndarray) -> list[memoryview | bytes]:
+    # the header alone, then the data as a zero-copy view: a big output is never duplicated
+    arr = arr if arr.flags.c_contiguous else np.copy(arr, order="C")
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(arr))
+    return [head.getvalue(), memoryview(arr.reshape(-1)).cast("B") if arr.size else b""]
+
+
+def send(fd: int, header: dict, arrays: Sequence[np.ndarray] = ()) -> None:
+    """Write one frame: the header and the arrays as length-prefixed .npy blobs."""
+    text = json.dumps(header).encode("utf-8")
+    parts: list[memoryview | bytes] = [struct.pack(">I", len(text)), text]
+    for arr in arrays:
+        npy = _npy_parts(arr)
+        parts += [struct.pack(">Q", sum(len(p) for p in npy)), *npy]
+    parts.insert(0, struct.pack(">Q", sum(len(p) for p in parts)))
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view):]
+
+
+# --- describing what went wrong, for a student ---------------------------------
+
+def _text(value: object) -> str:
+    try:
+        text = str(value)
+    except BaseException:  # a student's exception whose __str__ itself raises
+        text = "<the message could not be printed>"
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "..."
+
+
+def _frames(exc: BaseException, filename: str, lines: list[str]) -> list[dict]:
+    """The traceback frames in the student's file only; the worker's own frames are hidden."""
+    frames = []
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename != filename:
+            continue
+        source = lines[line - 1].strip() if 0 < (line or 0) <= len(lines) else ""
+        frames.append({"file": filename, "line": line or 0, "function": _text(frame.f_code.co_name),
+                       "source": _text(source)})
+    return frames[-MAX_ITEMS:]
+
+
+def _error(kind: str, exc_type: str, message: str, frames: Sequence[dict] = ()) -> dict:
+    return {"kind": kind, "type": exc_type, "message": _text(message), "frames": list(frames)}
+
+
+def _exception(exc: BaseException, filename: str, lines: list[str]) -> dict:
+    if isinstance(exc, SystemExit):
+        return _error("exit", "SystemExit", f"called sys.exit({_text(exc.code)})")
+    kind = "memory" if isinstance(exc, MemoryError) else "exception"
+    return _error(kind, type(exc).__name__, _text(exc), _frames(exc, filename, lines))
+
+
+def _flush_student_output() -> None:
+    # the parent reads stdout after the response: flush first so a print lands with its call
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+# --- loading -------------------------------------------------------------------
+
+def _future_flags(stmt: ast.stmt) -> int:
+    # statements compile one by one, so a `from __future__` import must be carried over by hand
+    if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
+        return sum(getattr(getattr(__future__, a.name, None), "compiler_flag", 0) for a in stmt.names)
+    return 0
+
+
+def load(request: dict, out_fd: int) -> types.ModuleType:
+    """Execute the submission one top-level statement at a time, reporting each failure."""
+    source, filename = request["source"], request["filename"]
+    skip, lines = set(request["skip_lines"]), source.splitlines()
+    module = types.ModuleType("submission")
+    module.__file__ = filename
+    sys.modules["submission"] = module
+    sys.argv = [filename]
+    errors: list[dict] = []
+    try:
+        body = ast.parse(source, filename).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        errors.append({"line": getattr(exc, "lineno", None) or 0, **_error("syntax", "SyntaxError", _text(exc))})
+        body = []
+    flags = 0
+    for stmt in body:
+        flags |= _future_flags(stmt)
+        if stmt.lineno in skip:
+            continue
+        send(out_fd, {"event": "loading", "line": stmt.lineno})
+        try:
+            code = compile(ast.Module([stmt], type_ignores=[]), filename, "exec", flags=flags, dont_inherit=True)
+            exec(code, module.__dict__)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - record it; the statements after it still run
+            errors.append({"line": stmt.lineno, **_exception(exc, filename, lines)})
+    _flush_student_output()
+    functions = [name for name, value in list(module.__dict__.items())
+                 if isinstance(name, str) and not name.startswith("__") and callable(value)]
+    send(out_fd, {"event": "loaded", "functions": functions[:MAX_NAMES], "errors": errors[:MAX_ITEMS]})
+    return module
+
+
+# --- calling -------------------------------------------------------------------
+
+def _argument(kind: str, arr: np.ndarray) -> Any:
+    # dimensions come as Python ints and scalars as Python floats, as a student would call them
+    if kind == "int":
+        return int(arr)
+    if kind == "float":
+        return float(arr)
+    return arr
+
+
+def _kind_note(value: object, raw: np.ndarray) -> str | None:
+    """How a returned value was turned into float64, or None when it already was a plain float64 array."""
+    if type(value) is np.ndarray:
+        return None if raw.dtype == np.float64 else f"a {raw.dtype} array, converted to float64"
+    if isinstance(value, np.ndarray):
+        return f"a {type(value).__name__} (an ndarray subclass), converted to a plain float64 array"
+    if isinstance(value, (bool, np.bool_)):
+        return "a bool, converted to float64"
+    if isinstance(value, np.generic):  # before float: np.float64 is a subclass of float
+        return f"a NumPy {raw.dtype} scalar, converted to a 0-d float64 array"
+    if isinstance(value, (int, float)):
+        return f"a Python {type(value).__name__}, converted to a 0-d float64 array"
+    return f"a {type(value).__name__}, converted to a float64 array"
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array"
+    return f"a {type(value).__name__}"
+
+
+def _convert(value: object, budget: int) -> tuple[np.ndarray | None, str | None, str]:
+    """(array, note, "") on success, or (None, None, why) when the value is no real numeric array."""
+    what = _describe(value)
+    try:
+        raw = np.asarray(value)
+    except BaseException as exc:  # noqa: BLE001 - __array__ or __len__ of a student's object raised
+        return None, None, f"{what}, which cannot be converted to an array ({type(exc).__name__}: {_text(exc)})"
+    if raw.dtype.kind == "c":
+        # float64 conversion would silently drop the imaginary part
+        return None, None, f"{what} of complex numbers; only real numbers can be graded"
+    if raw.dtype.kind not in "biuf":
+        return None, None, f"{what}, not a number or an array of numbers"
+    if raw.size > budget:
+        return None, None, f"{what} with {raw.size} elements: output too large"
+    try:
+        note = _kind_note(value, raw)
+        return np.array(raw, dtype=np.float64), note, ""
+    except BaseException as exc:  # noqa: BLE001
+        return None, None, f"{what}, which cannot be converted to float64 ({type(exc).__name__}: {_text(exc)})"
+
+
+def _outputs(value: object, n_outputs: int | None, budget: int) -> tuple[list[np.ndarray], list[str], dict | None]:
+    if n_outputs is None:
+        items, labels = [value], ["the returned value"]
+    elif not isinstance(value, (tuple, list)):
+        return [], [], _error("output", "TypeError", f"returned {_describe(value)}, "
+                              f"expected a tuple of {n_outputs} outputs")
+    elif len(value) != n_outputs:
+        return [], [], _error("output", "ValueError", f"returned {len(value)} values, expected {n_outputs}")
+    else:
+        items, labels = list(value), [f"output {i}" for i in range(n_outputs)]
+    arrays, notes = [], []
+    for item, label in zip(items, labels):
+        arr, note, why = _convert(item, budget)
+        if arr is None:
+            return [], [], _error("output", "TypeError", f"{label} is {why}")
+        budget -= arr.size
+        arrays.append(arr)
+        if note:
+            notes.append(f"{label} is {note}")
+    return arrays, notes, None
+
+
+def _mutated(names: list[str], args: list[Any], pristine: list[np.ndarray | None]) -> list[str]:
+    changed = []
+    for name, arg, before in zip(names, args, pristine):
+        if before is None:
+            continue
+        # byte comparison: NaN == NaN, -0.0 != 0.0, and a reshaped or re-typed array counts as changed
+        same = arg.shape == before.shape and arg.dtype == before.dtype and arg.tobytes() == before.tobytes()
+        if not same:
+            changed.append(name)
+    return changed
+
+
+def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray], source_lines: list[str]) -> tuple[dict, list]:
+    """Run one call on fresh copies of its arguments; return the result header and the output arrays."""
+    filename = module.__file__ or ""
+    kinds, names = request["arg_kinds"], request["names"]
+    args = [_argument(k, a) for k, a in zip(kinds, arrays)]
+    pristine = [a.copy() if k == "array" else None for k, a in zip(kinds, arrays)]
+    result: dict = {"event": "result", "id": request["id"], "ok": False, "outputs": 0, "notes": [], "mutated": [], "error": None}
+    func: Callable | None = module.__dict__.get(request["function"])
+    outputs: list[np.ndarray] = []
+    start = time.perf_counter()
+    if not callable(func):
+        result["error"] = _error("missing", "NameError", f"there is no function named {request['function']!r}")
+    else:
+        try:
+            value = func(*args)
+            outputs, notes, error = _outputs(value, request["n_outputs"], request["max_elements"])
+            del value
+            result.update(ok=error is None, outputs=len(outputs), notes=notes[:MAX_ITEMS], error=error)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any failure of the student's function is a result
+            result["error"] = _exception(exc, filename, source_lines)
+        result["mutated"] = _mutated(names, args, pristine)
+    result["elapsed"] = time.perf_counter() - start
+    return result, outputs
+
+
+def serve(in_fd: int, out_fd: int) -> None:
+    """Answer one load and then calls until the grader closes the request pipe."""
+    module, lines = None, []
+    while True:
+        try:
+            request, arrays = read_request(in_fd)
+        except EOFError:
+            return
+        if request["cmd"] == "load" and module is None:
+            lines = request["source"].splitlines()
+            _register_source(request["filename"], request["source"])
+            module = load(request, out_fd)
+        elif request["cmd"] == "call" and module is not None:
+            header, outputs = call(module, request, arrays, lines)
+            _flush_student_output()
+            send(out_fd, header, outputs)
+        else:
+            raise SystemExit(f"worker: unexpected request {request.get('cmd')!r}")
+
+
+def _register_source(filename: str, source: str) -> None:
+    # the file is not on disk here: let traceback.print_exc() in student code show its lines
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+
+
+def main(argv: list[str]) -> None:
+    sys.dont_write_bytecode = True
+    # stdout and stderr share one pipe: line buffering keeps a student's prints and tracebacks in order
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    try:
+        serve(int(argv[1]), int(argv[2]))
+    except BaseException as exc:  # noqa: BLE001 - student code broke the worker (closed a pipe, patched json...)
+        # one line, not the worker's traceback: the student sees their output, never grader frames
+        os.write(2, f"sandbox worker stopped: {type(exc).__name__}: {_text(exc)}\n".encode("utf-8", "replace"))
+        os._exit(BROKEN_EXIT)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,469 @@
+"""The sandbox: student code runs in a limited worker process and only float64 arrays come back."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from grader.sandbox import CallResult, Limits, LoadIssue, Sandbox
+
+# a leaked pipe or process shows up as a ResourceWarning: make it fail the test that leaked it
+pytestmark = pytest.mark.filterwarnings("error")
+
+FAST = Limits(load_timeout=1.0)
+
+GOOD = """
+import numpy as np
+
+def affine(W, x, b):
+    return W @ x + b
+
+def pair(a):
+    return a * 2, a.sum()
+
+def as_list():
+    return [1, 2, 3]
+
+def as_int():
+    return 7
+
+def as_float32(a):
+    return a.astype(np.float32)
+
+def as_zero_d():
+    return np.array(2.5, dtype=np.float32)
+
+def as_python_float():
+    return 1.5
+
+def as_bools(a):
+    return a > 0
+
+def three(a):
+    return a, a, a
+
+def not_a_tuple(a):
+    return a
+
+def as_str():
+    return "0.5"
+
+def as_none():
+    return None
+
+def as_complex(a):
+    return a + 1j
+
+class Weird:
+    def __array__(self, *args, **kwargs):
+        raise RuntimeError("no array for you")
+    def __float__(self):
+        raise RuntimeError("no float either")
+
+def as_weird():
+    return Weird()
+
+def second_weird(a):
+    return a, Weird()
+
+class Liar(np.ndarray):
+    def __eq__(self, other):
+        return True
+
+def as_liar(a):
+    return (a + 1).view(Liar)
+
+def helper(a, b):
+    return a / b
+
+def divides(a):
+    return helper(float(a[0]), 0)
+
+def mutates(a, b, n):
+    a[0] = 99.0
+    b.shape = (b.size,)
+    return a.sum() + n
+
+def exits():
+    import sys
+    sys.exit(3)
+
+def hard_exit():
+    import os
+    os._exit(4)
+
+def spins():
+    while True:
+        pass
+
+def grows():
+    chunks = []
+    while True:
+        chunks.append(np.ones(10**7))
+
+def huge():
+    return np.zeros(2**34)
+
+def chatty():
+    for _ in range(200):
+        print("x" * 100_000)
+    return 1.0
+
+def kind(n, s):
+    return float(isinstance(n, int)) + 10 * float(isinstance(s, float))
+"""
+
+
+@pytest.fixture(scope="module")
+def good() -> Iterator[Sandbox]:
+    with Sandbox(GOOD, "student.py", Limits(memory=768 * 2**20, max_output=10_000)) as sandbox:
+        yield sandbox
+
+
+def call(sandbox: Sandbox, function: str, *args: np.ndarray | int | float, n: int | None = None,
+         timeout: float = 5.0) -> CallResult:
+    return sandbox.call(function, [(f"arg{i}", a) for i, a in enumerate(args)], n, timeout)
+
+
+# --- values and conversions ----------------------------------------------------------
+
+def test_load_lists_functions_and_layers(good: Sandbox) -> None:
+    report = good.load()
+    assert {"affine", "pair", "divides", "Weird"} <= set(report.functions)
+    assert report.issues == () and report.skipped == ()
+    assert report.layers[:3] == ("separate process", "scrubbed environment", "scratch working directory")
+    assert "rlimit: address space 768 MiB" in report.layers
+
+
+def test_good_function_returns_float64(good: Sandbox) -> None:
+    W, x, b = np.arange(6.0).reshape(2, 3), np.array([1.0, -1.0, 2.0]), np.array([0.5, 0.25])
+    r = good.call("affine", [("W", W), ("x", x), ("b", b)], None, 5.0)
+    assert (r.status, r.message, r.notes, r.mutated) == ("ok", "", (), ())
+    assert len(r.outputs) == 1 and type(r.outputs[0]) is np.ndarray and r.outputs[0].dtype == np.float64
+    np.testing.assert_array_equal(r.outputs[0], W @ x + b)
+
+
+def test_tuple_return_with_n_outputs(good: Sandbox) -> None:
+    r = call(good, "pair", np.array([1.0, 2.0]), n=2)
+    assert r.status == "ok"
+    np.testing.assert_array_equal(r.outputs[0], [2.0, 4.0])
+    assert r.outputs[1].shape == () and r.outputs[1] == 3.0
+    assert r.notes == ("output 1 is a NumPy float64 scalar, converted to a 0-d float64 array",)
+
+
+@pytest.mark.parametrize("function, args, value, note", [
+    ("as_list", (), [1.0, 2.0, 3.0], "the returned value is a list, converted to a float64 array"),
+    ("as_int", (), 7.0, "the returned value is a Python int, converted to a 0-d float64 array"),
+    ("as_python_float", (), 1.5, "the returned value is a Python float, converted to a 0-d float64 array"),
+    ("as_float32", (np.array([0.5, 1.5]),), [0.5, 1.5], "the returned value is a float32 array, converted to float64"),
+    ("as_zero_d", (), 2.5, "the returned value is a float32 array, converted to float64"),
+    ("as_bools", (np.array([-1.0, 2.0]),), [0.0, 1.0], "the returned value is a bool array, converted to float64"),
+])
+def test_conversions_are_noted(good: Sandbox, function: str, args: tuple, value: object, note: str) -> None:
+    r = call(good, function, *args)
+    assert (r.status, r.notes) == ("ok", (note,))
+    assert r.outputs[0].dtype == np.float64 and r.outputs[0].shape == np.shape(value)
+    np.testing.assert_array_equal(r.outputs[0], value)
+
+
+def test_wrong_number_of_outputs(good: Sandbox) -> None:
+    r = call(good, "three", np.ones(2), n=2)
+    assert (r.status, r.message, r.outputs) == ("error", "returned 3 values, expected 2", ())
+    r = call(good, "not_a_tuple", np.ones(2), n=2)
+    assert (r.status, r.message) == ("error", "returned a float64 array, expected a tuple of 2 outputs")
+
+
+@pytest.mark.parametrize("function, args, n, message", [
+    ("as_str", (), None, "the returned value is a str, not a number or an array of numbers"),
+    ("as_none", (), None, "the returned value is None, not a number or an array of numbers"),
+    ("as_complex", (np.ones(2),), None, "the returned value is a complex128 array of complex numbers; "
+                                        "only real numbers can be graded"),
+    ("as_weird", (), None, "the returned value is a Weird, which cannot be converted to an array "
+                           "(RuntimeError: no array for you)"),
+    ("second_weird", (np.ones(2),), 2, "output 1 is a Weird, which cannot be converted to an array "
+                                       "(RuntimeError: no array for you)"),
+])
+def test_unconvertible_output_is_an_error(good: Sandbox, function: str, args: tuple, n: int | None,
+                                          message: str) -> None:
+    r = call(good, function, *args, n=n)
+    assert (r.status, r.message, r.outputs) == ("error", message, ())
+
+
+def test_ndarray_subclass_comes_back_plain(good: Sandbox) -> None:
+    r = call(good, "as_liar", np.array([1.0, 2.0]))
+    assert r.status == "ok" and type(r.outputs[0]) is np.ndarray
+    assert r.outputs[0].tolist() == [2.0, 3.0]
+    assert r.notes == ("the returned value is a Liar (an ndarray subclass), converted to a plain float64 array",)
+
+
+def test_ints_and_floats_arrive_as_python_numbers(good: Sandbox) -> None:
+    r = good.call("kind", [("n", 3), ("s", 0.5)], None, 5.0)
+    assert r.status == "ok" and float(r.outputs[0]) == 11.0
+
+
+def test_exception_names_the_students_line_only(good: Sandbox) -> None:
+    r = call(good, "divides", np.ones(2))
+    line = GOOD.splitlines().index("    return a / b") + 1
+    assert r.status == "error"
+    assert r.message == f"ZeroDivisionError: float division by zero (student.py, line {line}, in helper: return a / b)"
+    assert "worker" not in r.message and "sandbox" not in r.message
+
+
+def test_mutation_is_reported_and_the_parents_arrays_are_untouched(good: Sandbox) -> None:
+    a, b = np.array([1.0, 2.0]), np.ones((2, 2))
+    r = good.call("mutates", [("a", a), ("b", b), ("n", 1)], None, 5.0)
+    assert (r.status, r.mutated) == ("ok", ("a", "b"))
+    assert float(r.outputs[0]) == 102.0
+    assert a.tolist() == [1.0, 2.0] and b.shape == (2, 2)
+
+
+def test_missing_function(good: Sandbox) -> None:
+    r = call(good, "nope")
+    assert (r.status, r.message) == ("missing", "there is no function named 'nope' in student.py")
+
+
+def test_sys_exit_in_a_call_is_an_error(good: Sandbox) -> None:
+    r = call(good, "exits")
+    assert (r.status, r.message) == ("error", "called sys.exit(3) during the call")
+    assert call(good, "as_int").status == "ok"
+
+
+def test_huge_printing_is_truncated(good: Sandbox) -> None:
+    r = call(good, "chatty")
+    assert r.status == "ok"
+    assert r.stdout.startswith("x" * 9_000)
+    assert r.stdout.endswith("[output truncated: 19990200 more bytes were discarded]")
+    assert len(r.stdout) < 10_100
+
+
+def test_output_too_large_is_refused() -> None:
+    with Sandbox(GOOD, "student.py", Limits(max_output_elements=100)) as sandbox:
+        r = call(sandbox, "as_float32", np.ones(101))
+        assert (r.status, r.message) == ("error", "the returned value is a float32 array with 101 elements: output too large")
+        assert call(sandbox, "as_float32", np.ones(100)).status == "ok"
+
+
+# --- failures that cost one call only ----------------------------------------------------
+
+def test_infinite_loop_times_out_and_the_next_call_works(good: Sandbox) -> None:
+    start = time.monotonic()
+    r = call(good, "spins", timeout=0.5)
+    assert (r.status, r.message) == ("timeout", "did not return within 0.5 s")
+    assert time.monotonic() - start < 1.5
+    assert call(good, "as_int").status == "ok"
+
+
+def test_os_exit_in_a_call_crashes_and_the_next_call_works(good: Sandbox) -> None:
+    r = call(good, "hard_exit")
+    assert (r.status, r.message) == ("crashed", "the process exited with code 4 during the call (sys.exit/os._exit?)")
+    assert call(good, "as_int").status == "ok"
+
+
+@pytest.mark.parametrize("function", ["grows", "huge"])
+def test_memory_bomb(good: Sandbox, function: str) -> None:
+    r = call(good, function)
+    assert r.status in ("error", "crashed")
+    assert "memory" in r.message and "768 MiB" in r.message
+    assert call(good, "as_int").status == "ok"
+
+
+def test_cpu_limit_ends_a_worker_that_ignores_sigxcpu() -> None:
+    source = "import signal\ndef burn():\n    signal.signal(signal.SIGXCPU, signal.SIG_IGN)\n    while True:\n" \
+             "        pass\ndef f():\n    return 1.0\n"
+    with Sandbox(source, "student.py", Limits(cpu_seconds=1)) as sandbox:
+        r = call(sandbox, "burn", timeout=10.0)
+        assert (r.status, r.message) == ("crashed", "used more than 1 s of CPU time (the limit for one worker) "
+                                                    "during the call")
+        assert call(sandbox, "f").status == "ok"
+
+
+def test_restarts_are_bounded() -> None:
+    with Sandbox(GOOD, "student.py", Limits(max_restarts=2)) as sandbox:
+        assert [call(sandbox, "hard_exit").status for _ in range(3)] == ["crashed"] * 3
+        r = call(sandbox, "as_int")
+        assert r.status == "crashed" and "gave up after 2 restarts" in r.message
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def load(source: str, limits: Limits = FAST) -> tuple[Sandbox, object]:
+    sandbox = Sandbox(source, "student.py", limits)
+    return sandbox, sandbox.load()
+
+
+def test_exception_at_import_keeps_later_functions() -> None:
+    source = "def f():\n    return 1.0\nx = 1 / 0\ndef g():\n    return 2.0\n"
+    with Sandbox(source, "student.py", FAST) as sandbox:
+        report = sandbox.load()
+        assert report.functions == ("f", "g")
+        assert report.issues == (LoadIssue(3, "exception", "ZeroDivisionError: division by zero (student.py, "
+                                           "line 3, in <module>: x = 1 / 0); the statements after it still ran"),)
+        assert str(report.issues[0]).startswith("line 3: ZeroDivisionError")
+        assert float(call(sandbox, "g").outputs[0]) == 2.0
+
+
+def test_sys_exit_at_import_is_recorded() -> None:
+    source = "import sys\nsys.exit(1)\ndef g():\n    return 2.0\n"
+    with Sandbox(source, "student.py", FAST) as sandbox:
+        report = sandbox.load()
+        assert report.issues == (LoadIssue(2, "exit", "called sys.exit(1) while loading; "
+                                           "the statements after it still ran"),)
+        assert report.functions == ("g",) and call(sandbox, "g").status == "ok"
+
+
+def test_os_exit_at_import_is_skipped() -> None:
+    source = "import os\ndef f():\n    return 1.0\nos._exit(7)\ndef g():\n    return 2.0\n"
+    with Sandbox(source, "student.py", FAST) as sandbox:
+        report = sandbox.load()
+        assert report.skipped == (4,) and report.functions == ("f", "g")
+        assert report.issues == (LoadIssue(4, "crashed", "the process exited with code 7 (sys.exit/os._exit?) "
+                                           "while this statement ran; it was skipped"),)
+        assert float(call(sandbox, "f").outputs[0]) == 1.0 and float(call(sandbox, "g").outputs[0]) == 2.0
+
+
+def test_infinite_loop_at_import_is_skipped() -> None:
+    source = "def f():\n    return 1.0\nwhile True:\n    pass\ndef g():\n    return 2.0\n"
+    start = time.monotonic()
+    with Sandbox(source, "student.py", FAST) as sandbox:
+        report = sandbox.load()
+        assert report.skipped == (3,) and report.functions == ("f", "g")
+        assert report.issues == (LoadIssue(3, "timeout", "this statement was still running when loading hit the "
+                                           "1 s limit; it was skipped"),)
+        assert call(sandbox, "g").status == "ok"
+    assert time.monotonic() - start < 3.0
+
+
+def test_syntax_error_is_reported_cleanly() -> None:
+    with Sandbox("def f(:\n    pass\n", "student.py", FAST) as sandbox:
+        report = sandbox.load()
+        assert report.functions == () and [(i.line, i.kind) for i in report.issues] == [(1, "syntax")]
+        assert call(sandbox, "f").status == "missing"
+
+
+def test_future_import_applies_to_later_statements() -> None:
+    source = "from __future__ import annotations\ndef f(x: Undefined) -> float:\n    return 1.0\n"
+    with Sandbox(source, "student.py", FAST) as sandbox:
+        assert sandbox.load().issues == ()
+        assert call(sandbox, "f", 1.0).status == "ok"
+
+
+def test_load_output_is_captured() -> None:
+    with Sandbox("print('hello')\nimport sys\nprint('oops', file=sys.stderr)\n", "student.py", FAST) as sandbox:
+        assert sandbox.load().stdout == "hello\noops\n"
+
+
+# --- the pipe is untrusted ------------------------------------------------------------------
+
+WRITES = """
+import os, struct, json, io
+import numpy as np
+
+def response_fd():
+    return int(open("/proc/self/cmdline", "rb").read().split(b"\\0")[-2])
+
+def frame(header, blobs=()):
+    text = json.dumps(header).encode()
+    payload = struct.pack(">I", len(text)) + text
+    for blob in blobs:
+        payload += struct.pack(">Q", len(blob)) + blob
+    return struct.pack(">Q", len(payload)) + payload
+
+def npy(arr):
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=True)
+    return buf.getvalue()
+
+RESULT = {"event": "result", "id": 1, "ok": True, "outputs": 1, "notes": [], "mutated": [], "error": None, "elapsed": 0.0}
+
+def garbage():
+    os.write(response_fd(), b"\\xff" * 5000)
+    return 1.0
+
+def huge_frame():
+    os.write(response_fd(), struct.pack(">Q", 2**62))
+    return 1.0
+
+def bad_json():
+    os.write(response_fd(), frame({"event": "result"}))
+    return 1.0
+
+def object_array():
+    os.write(response_fd(), frame(RESULT, [npy(np.array([{"a": 1}], dtype=object))]))
+    return 1.0
+
+def int_array():
+    os.write(response_fd(), frame(RESULT, [npy(np.arange(3))]))
+    return 1.0
+
+def short_array():
+    os.write(response_fd(), frame(RESULT, [npy(np.arange(3.0))[:-8]]))
+    return 1.0
+
+def fine():
+    return 1.0
+"""
+
+
+@pytest.mark.parametrize("function", ["garbage", "huge_frame", "bad_json", "object_array", "int_array",
+                                      "short_array"])
+def test_garbage_on_the_response_pipe_is_a_clean_error(function: str) -> None:
+    with Sandbox(WRITES, "student.py", FAST) as sandbox:
+        r = call(sandbox, function, timeout=2.0)
+        assert (r.status, r.message, r.outputs) == ("error", "the worker sent malformed data", ())
+        assert call(sandbox, "fine").status == "ok"
+
+
+# --- cleanup -------------------------------------------------------------------------------------
+
+def test_close_leaves_nothing_behind() -> None:
+    sandbox = Sandbox(GOOD, "student.py", FAST)
+    assert call(sandbox, "as_int").status == "ok"
+    pgid, scratch = sandbox.process_group, sandbox.scratch
+    assert pgid is not None and scratch.is_dir()
+    os.killpg(pgid, 0)  # alive before close
+    sandbox.close()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    assert not scratch.exists() and sandbox.process_group is None
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are not zombies (reaping orphans is init's business)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(int(stat.parent.name))
+    return live
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_close_kills_what_the_submission_started() -> None:
+    source = "import subprocess\nchild = subprocess.Popen(['sleep', '60'])\ndef f():\n    return 1.0\n"
+    with Sandbox(source, "student.py", FAST) as sandbox:
+        assert call(sandbox, "f").status == "ok"
+        pgid = sandbox.process_group
+        assert pgid is not None and len(_live_members(pgid)) == 2
+    deadline = time.monotonic() + 2.0
+    while _live_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _live_members(pgid) == []
+
+
+def test_close_on_an_exception_in_the_parent() -> None:
+    with pytest.raises(KeyError):
+        with Sandbox(GOOD, "student.py", FAST) as sandbox:
+            call(sandbox, "as_int")
+            pgid, scratch = sandbox.process_group, sandbox.scratch
+            raise KeyError("grader bug")
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    assert not scratch.exists()
