@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -172,7 +172,7 @@ def _run_trial(sandbox: Sandbox, cq: CompiledQuestion, t: Trial, tallies: list[_
         if bad is not None:
             tally.call_failure = tally.call_failure or (t, bad)
             continue
-        tally.warnings.update(dict.fromkeys(results[0].notes))
+        tally.warnings.update(dict.fromkeys(_conversion_warnings(results[0].notes, i, q)))
         tally.warnings.update(dict.fromkeys(_mutation_warning(m) for m in results[0].mutated))
         if q.compare.mode == "positive_affine" and all(r.outputs[i].size == 1 for r in results):
             tally.examples.append((t, np.array([float(r.outputs[i].reshape(-1)[0]) for r in results]),
@@ -193,6 +193,19 @@ def _call(sandbox: Sandbox, cq: CompiledQuestion, t: Trial) -> CallResult:
         args.append((name, int(value) if name in dims else float(value) if value.ndim == 0 else value))
     n_outputs = len(cq.question.outputs) if cq.question.returns_tuple else None
     return sandbox.call(cq.question.function, args, n_outputs, cq.question.timeout)
+
+
+def _conversion_warnings(notes: Sequence[str], i: int, q: QuestionSpec) -> list[str]:
+    """The worker's notes on output ``i`` that a student should act on: lost precision, odd types.
+
+    Lists, Python and NumPy scalars, integer and boolean arrays convert exactly and
+    are not worth a remark.
+    """
+    own = f"output {i} is " if q.returns_tuple else "the returned value is "
+    return [f"returns {n[len(own):]}" for n in notes if n.startswith(own) and _LOSSY.search(n)]
+
+
+_LOSSY = re.compile(r"float(16|32|128)|subclass")
 
 
 def _mutation_warning(arg: str) -> str:

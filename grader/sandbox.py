@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ from reference.errors import ToolkitError
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 WORKER = Path(__file__).with_name("worker.py")
+PACKAGES = Path(np.__file__).resolve().parent.parent  # the one directory the worker adds to sys.path
 STATUSES = ("ok", "error", "timeout", "crashed", "missing")
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 STARTUP_TIMEOUT = 30.0  # python + numpy on a cold disk; no student code runs before the first event
@@ -119,7 +121,8 @@ class CallResult:
 
 def worker_command(request_fd: int, response_fd: int) -> list[str]:
     """The argv of a worker; an isolation layer (bubblewrap, unshare) would wrap this list."""
-    return [sys.executable, "-I", str(WORKER), str(request_fd), str(response_fd)]
+    # -S keeps site's .pth hooks (an editable install of this grader) away from the student
+    return [sys.executable, "-I", "-S", str(WORKER), str(request_fd), str(response_fd), str(PACKAGES)]
 
 
 def worker_environment(home: Path) -> dict[str, str]:
@@ -485,7 +488,9 @@ class Sandbox:
         self._source, self._filename, self._limits = source, filename, limits
         self._plan = rlimit_plan(limits)
         self._scratch = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
-        self._worker: _Worker | None = None
+        self._live: list[_Worker] = []  # the running worker, if any; shared with the finalizer
+        # also on garbage collection and at interpreter exit, should a caller forget close()
+        self._release = weakref.finalize(self, _release, self._live, self._scratch)
         self._starts = 0
         self._skipped: dict[int, LoadIssue] = {}  # line -> why, in the order they were found
         self._report: LoadReport | None = None
@@ -500,8 +505,8 @@ class Sandbox:
     @property
     def layers(self) -> tuple[str, ...]:
         """The isolation layers every worker of this sandbox runs under."""
-        return ("separate process", "scrubbed environment", "scratch working directory",
-                *(label for *_, label in self._plan))
+        return ("separate process", "isolated interpreter (python -I -S)", "scrubbed environment",
+                "scratch working directory", *(label for *_, label in self._plan))
 
     @property
     def process_group(self) -> int | None:
@@ -514,13 +519,13 @@ class Sandbox:
         return self._scratch
 
     def close(self) -> None:
-        """Kill the worker's whole process group and remove the scratch directory."""
-        self._stop()
-        _remove_tree(self._scratch)
+        """Kill the worker's whole process group and remove the scratch directory; the sandbox is done."""
+        self._release()
 
     def load(self) -> LoadReport:
         """Load the submission (once) and report what it defines and which statements failed."""
         if self._report is None:
+            self._check_open()
             loaded = self._start()
             if isinstance(loaded, str):
                 loaded, gave_up = _Loaded((), (), ""), [LoadIssue(0, "crashed", loaded)]
@@ -542,6 +547,7 @@ class Sandbox:
         if not (n_outputs is None or (type(n_outputs) is int and n_outputs >= 1)) or not timeout > 0:
             raise SandboxError(f"call({function!r}): n_outputs={n_outputs!r} and timeout={timeout!r} are not valid")
         names, kinds, arrays = _encode_args(args)
+        self._check_open()
         if function not in self.load().functions:
             return _failed("missing", f"there is no function named {function!r} in {self._filename}")
         if self._worker is None:
@@ -569,7 +575,7 @@ class Sandbox:
             return _failed("timeout", f"did not return within {timeout:g} s", elapsed, worker.output.take())
         if reply == "died":
             code = worker.finish(grace=1.0)
-            self._worker = None
+            self._stop()
             stdout = worker.output.take()
             what, hint = _describe_exit(code, worker.cpu_used, self._limits, stdout)
             return _failed("crashed", " ".join(filter(None, [what, "during the call", hint])), elapsed, stdout)
@@ -613,12 +619,15 @@ class Sandbox:
         """
         while self._starts <= self._limits.max_restarts:
             self._stop()
+            for old in self._scratch.iterdir():  # what earlier workers wrote is of no use to this one
+                _remove_tree(old)
             workdir = self._scratch / f"run-{self._starts}"
             workdir.mkdir()
             self._starts += 1
-            self._worker = _Worker(worker_command, worker_environment(workdir), workdir,
-                                   _apply_rlimits(self._plan), self._limits.max_output)
-            outcome = self._load_into(self._worker)
+            worker = _Worker(worker_command, worker_environment(workdir), workdir, _apply_rlimits(self._plan),
+                             self._limits.max_output)
+            self._live.append(worker)
+            outcome = self._load_into(worker)
             if isinstance(outcome, _Loaded):
                 return outcome
             self._skipped[outcome.line] = outcome
@@ -662,10 +671,17 @@ class Sandbox:
                                                                       "it was skipped"])))
         return LoadIssue(line, "protocol", "this statement wrote onto the grader's pipe; it was skipped")
 
+    @property
+    def _worker(self) -> _Worker | None:
+        return self._live[0] if self._live else None
+
     def _stop(self) -> None:
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
+        while self._live:
+            self._live.pop().kill()
+
+    def _check_open(self) -> None:
+        if not self._release.alive:
+            raise SandboxError("this sandbox was closed; start a new one")
 
 
 def _failed(status: str, message: str, elapsed: float = 0.0, stdout: str = "") -> CallResult:
@@ -680,6 +696,13 @@ def _load_issue(error: dict) -> LoadIssue:
         return LoadIssue(error["line"], "syntax", f"SyntaxError: {text}")
     return LoadIssue(error["line"], "exception", f"{_clean(error['type'])}: {text}{_where(error['frames'])}; "
                      "the statements after it still ran")
+
+
+def _release(live: list[_Worker], scratch: Path) -> None:
+    """Kill the running worker's process group and remove the scratch directory."""
+    while live:
+        live.pop().kill()
+    _remove_tree(scratch)
 
 
 def _remove_tree(path: Path) -> None:

@@ -1,8 +1,10 @@
 """The sandboxed worker: runs INSIDE the child process that executes a submission.
 
-Started by ``grader.sandbox`` as ``python -I worker.py REQUEST_FD RESPONSE_FD``. It
-imports only the standard library and NumPy, never ``grader`` or ``reference``:
-the child must hold nothing of the grader but this file.
+Started by ``grader.sandbox`` as ``python -I -S worker.py REQUEST_FD RESPONSE_FD
+PACKAGES_DIR``. It imports only the standard library and NumPy, never ``grader`` or
+``reference``: the child must hold nothing of the grader but this file. ``-S``
+skips the site-packages hooks (``.pth`` files), among them the one of an editable
+install that would make ``grader`` importable; only ``PACKAGES_DIR`` is added.
 
 Protocol (both directions): a frame is an 8-byte big-endian length and a payload;
 a payload is a 4-byte big-endian length and a UTF-8 JSON header, then zero or
@@ -15,19 +17,22 @@ and one ``result`` per call. stdout/stderr belong to the student.
 from __future__ import annotations
 
 import os
+import sys
 
 # numpy reads the thread counts when it is imported: pin them first, so a
 # submission cannot spin up threads beyond the single CPU it is granted.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
+if len(sys.argv) > 3:
+    sys.path.append(sys.argv[3])  # where NumPy lives; see the docstring for why not site
 
 import __future__
 import ast
 import io
 import json
 import linecache
+import site
 import struct
-import sys
 import time
 import traceback
 import types
@@ -119,7 +124,9 @@ def _error(kind: str, exc_type: str, message: str, frames: Sequence[dict] = ()) 
 
 def _exception(exc: BaseException, filename: str, lines: list[str]) -> dict:
     if isinstance(exc, SystemExit):
-        return _error("exit", "SystemExit", f"called sys.exit({_text(exc.code)})")
+        code = exc.code
+        arg = "" if code is None else repr(code) if type(code) in (int, str) else _text(code)
+        return _error("exit", "SystemExit", f"called sys.exit({_text(arg)})")
     kind = "memory" if isinstance(exc, MemoryError) else "exception"
     return _error(kind, type(exc).__name__, _text(exc), _frames(exc, filename, lines))
 
@@ -259,19 +266,24 @@ def _mutated(names: list[str], args: list[Any], pristine: list[np.ndarray | None
         if before is None:
             continue
         # byte comparison: NaN == NaN, -0.0 != 0.0, and a reshaped or re-typed array counts as changed
-        same = arg.shape == before.shape and arg.dtype == before.dtype and arg.tobytes() == before.tobytes()
+        try:
+            same = arg.shape == before.shape and arg.dtype == before.dtype and arg.tobytes() == before.tobytes()
+        except BaseException:  # noqa: BLE001 - e.g. resized past the memory limit: changed all the same
+            same = False
         if not same:
             changed.append(name)
     return changed
 
 
-def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray], source_lines: list[str]) -> tuple[dict, list]:
+def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
+         source_lines: list[str]) -> tuple[dict, list[np.ndarray]]:
     """Run one call on fresh copies of its arguments; return the result header and the output arrays."""
     filename = module.__file__ or ""
     kinds, names = request["arg_kinds"], request["names"]
     args = [_argument(k, a) for k, a in zip(kinds, arrays)]
     pristine = [a.copy() if k == "array" else None for k, a in zip(kinds, arrays)]
-    result: dict = {"event": "result", "id": request["id"], "ok": False, "outputs": 0, "notes": [], "mutated": [], "error": None}
+    result: dict = {"event": "result", "id": request["id"], "ok": False, "outputs": 0, "notes": [],
+                    "mutated": [], "error": None}
     func: Callable | None = module.__dict__.get(request["function"])
     outputs: list[np.ndarray] = []
     start = time.perf_counter()
@@ -319,6 +331,7 @@ def _register_source(filename: str, source: str) -> None:
 
 def main(argv: list[str]) -> None:
     sys.dont_write_bytecode = True
+    site.setquit()  # -S skipped it: a student's exit() at import should still mean SystemExit
     # stdout and stderr share one pipe: line buffering keeps a student's prints and tracebacks in order
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]

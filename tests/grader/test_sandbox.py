@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from grader.sandbox import CallResult, Limits, LoadIssue, Sandbox
+from grader.sandbox import CallResult, Limits, LoadIssue, Sandbox, SandboxError
 
 # a leaked pipe or process shows up as a ResourceWarning: make it fail the test that leaked it
 pytestmark = pytest.mark.filterwarnings("error")
@@ -136,7 +137,8 @@ def test_load_lists_functions_and_layers(good: Sandbox) -> None:
     report = good.load()
     assert {"affine", "pair", "divides", "Weird"} <= set(report.functions)
     assert report.issues == () and report.skipped == ()
-    assert report.layers[:3] == ("separate process", "scrubbed environment", "scratch working directory")
+    assert report.layers[:4] == ("separate process", "isolated interpreter (python -I -S)", "scrubbed environment",
+                                 "scratch working directory")
     assert "rlimit: address space 768 MiB" in report.layers
 
 
@@ -244,7 +246,8 @@ def test_huge_printing_is_truncated(good: Sandbox) -> None:
 def test_output_too_large_is_refused() -> None:
     with Sandbox(GOOD, "student.py", Limits(max_output_elements=100)) as sandbox:
         r = call(sandbox, "as_float32", np.ones(101))
-        assert (r.status, r.message) == ("error", "the returned value is a float32 array with 101 elements: output too large")
+        assert (r.status, r.message) == ("error", "the returned value is a float32 array with 101 elements: "
+                                                  "output too large")
         assert call(sandbox, "as_float32", np.ones(100)).status == "ok"
 
 
@@ -290,11 +293,6 @@ def test_restarts_are_bounded() -> None:
 
 
 # --- loading -------------------------------------------------------------------------------
-
-def load(source: str, limits: Limits = FAST) -> tuple[Sandbox, object]:
-    sandbox = Sandbox(source, "student.py", limits)
-    return sandbox, sandbox.load()
-
 
 def test_exception_at_import_keeps_later_functions() -> None:
     source = "def f():\n    return 1.0\nx = 1 / 0\ndef g():\n    return 2.0\n"
@@ -352,6 +350,19 @@ def test_future_import_applies_to_later_statements() -> None:
         assert call(sandbox, "f", 1.0).status == "ok"
 
 
+def test_the_grader_is_not_importable() -> None:
+    source = "import os\ndef probe():\n    import importlib.util as u\n" \
+             "    return [u.find_spec(m) is None for m in ('grader', 'reference')] + [len(os.environ)]\n"
+    with Sandbox(source, "student.py", FAST) as sandbox:
+        assert call(sandbox, "probe").outputs[0].tolist() == [1.0, 1.0, 8.0]
+
+
+def test_exit_at_import_is_the_builtin() -> None:
+    with Sandbox("exit()\ndef f():\n    return 1.0\n", "student.py", FAST) as sandbox:
+        assert sandbox.load().issues == (LoadIssue(1, "exit", "called sys.exit() while loading; "
+                                                   "the statements after it still ran"),)
+
+
 def test_load_output_is_captured() -> None:
     with Sandbox("print('hello')\nimport sys\nprint('oops', file=sys.stderr)\n", "student.py", FAST) as sandbox:
         assert sandbox.load().stdout == "hello\noops\n"
@@ -364,7 +375,8 @@ import os, struct, json, io
 import numpy as np
 
 def response_fd():
-    return int(open("/proc/self/cmdline", "rb").read().split(b"\\0")[-2])
+    argv = open("/proc/self/cmdline", "rb").read().split(b"\\0")
+    return int(argv[[a.endswith(b"worker.py") for a in argv].index(True) + 2])
 
 def frame(header, blobs=()):
     text = json.dumps(header).encode()
@@ -378,7 +390,8 @@ def npy(arr):
     np.save(buf, arr, allow_pickle=True)
     return buf.getvalue()
 
-RESULT = {"event": "result", "id": 1, "ok": True, "outputs": 1, "notes": [], "mutated": [], "error": None, "elapsed": 0.0}
+RESULT = {"event": "result", "id": 1, "ok": True, "outputs": 1, "notes": [], "mutated": [], "error": None,
+          "elapsed": 0.0}
 
 def garbage():
     os.write(response_fd(), b"\\xff" * 5000)
@@ -404,13 +417,17 @@ def short_array():
     os.write(response_fd(), frame(RESULT, [npy(np.arange(3.0))[:-8]]))
     return 1.0
 
+def stale_id():
+    os.write(response_fd(), frame({**RESULT, "id": 99}, [npy(np.arange(3.0))]))
+    return 1.0
+
 def fine():
     return 1.0
 """
 
 
 @pytest.mark.parametrize("function", ["garbage", "huge_frame", "bad_json", "object_array", "int_array",
-                                      "short_array"])
+                                      "short_array", "stale_id"])
 def test_garbage_on_the_response_pipe_is_a_clean_error(function: str) -> None:
     with Sandbox(WRITES, "student.py", FAST) as sandbox:
         r = call(sandbox, function, timeout=2.0)
@@ -456,6 +473,24 @@ def test_close_kills_what_the_submission_started() -> None:
     while _live_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert _live_members(pgid) == []
+
+
+def test_a_forgotten_sandbox_is_cleaned_up_when_collected() -> None:
+    sandbox = Sandbox(GOOD, "student.py", FAST)
+    assert call(sandbox, "as_int").status == "ok"
+    pgid, scratch = sandbox.process_group, sandbox.scratch
+    del sandbox
+    gc.collect()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    assert not scratch.exists()
+
+
+def test_a_closed_sandbox_refuses_calls() -> None:
+    sandbox = Sandbox(GOOD, "student.py", FAST)
+    sandbox.close()
+    with pytest.raises(SandboxError, match="closed"):
+        call(sandbox, "as_int")
 
 
 def test_close_on_an_exception_in_the_parent() -> None:
