@@ -52,6 +52,7 @@ def main() -> None:
     grade SUBMISSION...          grade .py files or notebooks (see: grade submission --help)
     grade validate [PATH]        check problem specs
     grade selfcheck [PATH]       cross-check the reference against torch autograd
+    grade template [PATH]        write the blank submission students start from
     """
 
 
@@ -97,6 +98,27 @@ def submission(submissions: tuple[Path, ...], problems: Path | None, only: str |
         _emit(text, output)
     if not results:
         raise ToolkitFailure("nothing could be graded: " + "; ".join(unreadable))
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the template to this file.")
+def template(path: Path | None, output: Path | None) -> None:
+    """Write the blank submission for a problem set: every function, its shapes, NotImplementedError."""
+    from grader.selfcheck_report import render_problems
+    from grader.spec import load_problem_set
+    from grader.template import render_template
+    from reference.errors import SpecError
+
+    path = path or bundled_problems()
+    try:
+        problem_set = load_problem_set(path)
+    except SpecError as exc:
+        click.echo(render_problems(str(path), exc.problems), err=True)
+        raise ToolkitFailure(f"the problem set {path} is not valid; run: grade validate {path}") from None
+    shown = path if not path.is_absolute() else path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) \
+        else path
+    _emit(render_template(problem_set, f"grade template {shown}").rstrip("\n"), output)
 
 
 def _emit(text: str, output: Path | None) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.examples import ExampleCheck, check_examples
 from grader.sampling import compile_question, draw_trials, stable_key
 from grader.spec import ProblemSpec, QuestionSpec, load_problem_set
 from reference.errors import ToolkitError
@@ -72,10 +73,11 @@ class SelfCheckResult:
     trials: int
     ops: tuple[OpCheck, ...]
     questions: tuple[QuestionCheck, ...]
+    examples: tuple[ExampleCheck, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.ops) and all(q.ok for q in self.questions)
+        return all(c.ok for c in (*self.ops, *self.questions, *self.examples))
 
 
 def run_selfcheck(path: str | Path, seed: int, trials: int = DEFAULT_TRIALS) -> SelfCheckResult:
@@ -83,7 +85,8 @@ def run_selfcheck(path: str | Path, seed: int, trials: int = DEFAULT_TRIALS) -> 
     problem_set = load_problem_set(path)  # raises SpecError: a broken spec cannot be self-checked
     ops = check_ops(seed)
     questions = tuple(check_question(p, q, seed, trials) for p, q in problem_set.questions())
-    return SelfCheckResult(Path(path), problem_set.name, seed, trials, ops, questions)
+    examples = tuple(check_examples(problem_set, problem_set.examples, seed)) if problem_set.examples else ()
+    return SelfCheckResult(Path(path), problem_set.name, seed, trials, ops, questions, examples)
 
 
 def check_ops(seed: int) -> tuple[OpCheck, ...]:

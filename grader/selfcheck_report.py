@@ -46,7 +46,15 @@ def render_selfcheck(result: SelfCheckResult) -> str:
         lines += [f"  {q.problem} / {q.question}: {f}" for f in q.failures[:5]]
         if len(q.failures) > 5:
             lines.append(f"  {q.problem} / {q.question}: ... and {len(q.failures) - 5} more")
-    failed = len(bad_ops) + sum(not q.ok for q in result.questions)
-    lines += ["", "PASSED: every expected value agrees with torch autograd." if result.ok
+    if result.examples:
+        rows = [[c.path.name, f"{c.score:g}/{c.max_score:g}",
+                 "-" if c.expected_score is None else f"{c.expected_score:g}", "ok" if c.ok else "FAIL"]
+                for c in result.examples]
+        lines += ["", "example submissions, graded with the same seed:", "",
+                  table(["example", "score", "declared", "status"], rows)]
+        lines += [f"  {c.path.name}: {c.problem}" for c in result.examples if not c.ok]
+    failed = len(bad_ops) + sum(not q.ok for q in result.questions) + sum(not c.ok for c in result.examples)
+    lines += ["", "PASSED: every expected value agrees with torch autograd"
+              + (", and every example gets its declared score." if result.examples else ".") if result.ok
               else f"FAILED: {failed} check(s) disagree (replay with --seed {result.seed})."]
     return "\n".join(lines)

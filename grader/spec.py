@@ -113,6 +113,7 @@ class QuestionSpec:
     cases: tuple[Mapping[str, Any], ...]
     kink_margin: float
     timeout: float
+    doc: str = ""  # what the student's function computes, for the generated template
 
     @property
     def points(self) -> float:
@@ -142,6 +143,7 @@ class ProblemSet:
     title: str
     problems: tuple[ProblemSpec, ...]
     forbidden_imports: tuple[str, ...] = DEFAULT_FORBIDDEN  # modules a submission may not use
+    examples: Path | None = None  # example submissions with declared scores (set.yaml: examples)
 
     def questions(self) -> Iterator[tuple[ProblemSpec, QuestionSpec]]:
         for problem in self.problems:

@@ -28,10 +28,10 @@ from reference.graph import Graph
 
 SET_FILE = "set.yaml"
 FILE_KEYS = ("problem", "title", "defaults", "dims", "inputs", "nodes", "questions", "variants")
-SET_KEYS = ("name", "title", "defaults", "forbidden_imports")
+SET_KEYS = ("name", "title", "defaults", "forbidden_imports", "examples")
 INPUT_KEYS = ("shape", "dist")
 QUESTION_KEYS = ("id", "function", "args", "returns", "points", "trials", "rtol", "atol",
-                 "compare", "cases", "kink_margin", "timeout")
+                 "compare", "cases", "kink_margin", "timeout", "doc")
 COMPARE_KEYS = ("mode", "over", "strict")
 
 
@@ -73,7 +73,7 @@ def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
     name = meta.get("name") or (path.name if path.is_dir() else path.stem)
     title = meta.get("title") or name
     forbidden = tuple(meta.get("forbidden_imports", DEFAULT_FORBIDDEN))
-    return ProblemSet(path, str(name), str(title), tuple(specs), forbidden), problems
+    return ProblemSet(path, str(name), str(title), tuple(specs), forbidden, meta.get("examples")), problems
 
 
 def _read_set_meta(path: Path) -> tuple[dict[str, Any], list[SpecProblem]]:
@@ -92,7 +92,14 @@ def _read_set_meta(path: Path) -> tuple[dict[str, Any], list[SpecProblem]]:
         out.add("forbidden_imports", f"must be a list of module names, got {forbidden!r}",
                 "write e.g. forbidden_imports: [torch, jax]")
         forbidden = list(DEFAULT_FORBIDDEN)
-    meta = {**data, "forbidden_imports": forbidden}
+    examples = data.get("examples")
+    if examples is not None:
+        folder = path.parent / str(examples)
+        if not folder.is_dir():
+            out.add("examples", f"{folder} is not a folder", "give the folder of example submissions, "
+                                                             "relative to set.yaml")
+        examples = folder if folder.is_dir() else None
+    meta = {**data, "forbidden_imports": forbidden, "examples": examples}
     return {**meta, "defaults": _read_defaults(data.get("defaults", {}), out, {})}, out.found
 
 
@@ -325,11 +332,15 @@ def _read_question(i: int, raw: Any, out: _Problems, defaults: Mapping[str, Any]
         _number(value, key, out, integer=key == "trials", positive=key not in ("atol", "rtol"))
     compare = _read_compare(raw.get("compare", {}), out, args, inputs)
     cases = _read_cases(raw.get("cases", []), out, fixable)
+    doc = raw.get("doc", "")
+    if not isinstance(doc, str):
+        out.add("doc", f"must be text, got {doc!r}")
+        return None
     if args is None or outputs is None or compare is None or cases is None:
         return None
     return QuestionSpec(out.question, function, args, outputs, isinstance(raw["returns"], (list, dict)),
                         int(settings["trials"]), Tolerance(float(settings["rtol"]), float(settings["atol"])),
-                        compare, cases, float(settings["kink_margin"]), float(settings["timeout"]))
+                        compare, cases, float(settings["kink_margin"]), float(settings["timeout"]), doc.strip())
 
 
 def _check_unique_ids(questions: list[QuestionSpec], out: _Problems) -> None:
