@@ -119,11 +119,12 @@ def check_question(problem: ProblemSpec, question: QuestionSpec, seed: int, tria
             env = {**{d: np.asarray(float(v)) for d, v in trial.dims.items()}, **trial.args}
             for out, node, expected in zip(question.outputs, cq.output_nodes, trial.expected):
                 got = evaluate_torch(node, env)
-                d = _disagreement(out.name, trial.index, expected, got)
+                label = out.name if question.returns_tuple else out.text  # the instructor sees the formula
+                d = _disagreement(label, trial.index, expected, got)
                 if worst is None or d.max_rel > worst.max_rel:
                     worst = d
                 if not _within(expected, got):
-                    failures.append(f"output '{out.name}', trial {trial.index}: NumPy and torch differ by "
+                    failures.append(f"output '{label}', trial {trial.index}: NumPy and torch differ by "
                                     f"{d.max_abs:.3g} (relative {d.max_rel:.3g})")
     except ToolkitError as exc:
         failures.append(f"could not be checked: {exc}")

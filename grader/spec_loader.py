@@ -326,7 +326,7 @@ def _read_question(i: int, raw: Any, out: _Problems, defaults: Mapping[str, Any]
     out.question = str(raw.get("id", function))
     out.unknown_keys("", raw, QUESTION_KEYS)
     args = _read_args(raw.get("args"), out, known)
-    outputs = _read_outputs(raw.get("returns"), raw.get("points", 1), out)
+    outputs = _read_outputs(raw.get("returns"), raw.get("points", 1), out, function)
     settings = {k: raw.get(k, defaults[k]) for k in PROJECT_DEFAULTS}
     for key, value in settings.items():
         _number(value, key, out, integer=key == "trials", positive=key not in ("atol", "rtol"))
@@ -368,14 +368,16 @@ def _read_args(raw: Any, out: _Problems, known: set[str]) -> tuple[str, ...] | N
     return None if bad else tuple(raw)
 
 
-def _read_outputs(raw: Any, points: Any, out: _Problems) -> tuple[OutputSpec, ...] | None:
+def _read_outputs(raw: Any, points: Any, out: _Problems, function: str) -> tuple[OutputSpec, ...] | None:
+    # Outputs are named after the function, never after their expression: students see
+    # these names, and the expression is the answer.
     if raw is None:
         out.add("returns", "is missing", "every question needs returns: the expected expression(s)")
         return None
     if isinstance(raw, str):
-        named = [(raw, raw)]
+        named = [(function, raw)]
     elif isinstance(raw, list) and raw and all(isinstance(r, str) for r in raw):
-        named = [(r, r) for r in raw]
+        named = [(f"{function}[{i}]", r) for i, r in enumerate(raw)]
     elif isinstance(raw, dict) and raw and all(isinstance(v, str) for v in raw.values()):
         named = [(str(k), v) for k, v in raw.items()]
     else:

@@ -65,9 +65,11 @@ def expand_variants(data: dict, add: Report) -> list[tuple[str, dict]]:
                 "write e.g. variants: [{P: reg, f: '5 * relu(z1)'}, {P: mse, f: 'tanh(z1)'}]")
         return []
     body = {k: v for k, v in data.items() if k != "variants"}
+    labels = [str(v.get("P", v.get("name", i))) for i, v in enumerate(variants, start=1)]
+    _check_only_variants(body.get("questions"), labels, add)
     expanded = []
     for i, variant in enumerate(variants, start=1):
-        label = str(variant.get("P", variant.get("name", i)))
+        label = labels[i - 1]
         used: set[str] = set()
         try:
             expanded.append((label, _substitute(body, variant, used)))
@@ -77,7 +79,26 @@ def expand_variants(data: dict, add: Report) -> list[tuple[str, dict]]:
             continue
         for unused in sorted(set(map(str, variant)) - used):
             add(f"variants[{i}].{unused}", "is not used anywhere in the file", "remove it or fix its name")
-    return expanded
+    return [(label, _keep_questions_of(body, label)) for label, body in expanded]
+
+
+ONLY = "only_variants"  # a question asked of some variants only: only_variants: [reg]
+
+
+def _check_only_variants(questions: Any, labels: list[str], add: Report) -> None:
+    for i, q in enumerate(questions if isinstance(questions, list) else [], start=1):
+        only = q.get(ONLY) if isinstance(q, dict) else None
+        if only is not None and (not isinstance(only, list) or any(str(v) not in labels for v in only)):
+            add(f"questions[{i}].{ONLY}", f"must list variants of this file ({', '.join(labels)}), got {only!r}")
+
+
+def _keep_questions_of(body: dict, label: str) -> dict:
+    questions = body.get("questions")
+    if not isinstance(questions, list):
+        return body
+    kept = [{k: v for k, v in q.items() if k != ONLY} if isinstance(q, dict) else q for q in questions
+            if not (isinstance(q, dict) and isinstance(q.get(ONLY), list) and label not in map(str, q[ONLY]))]
+    return {**body, "questions": kept}
 
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")

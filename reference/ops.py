@@ -216,6 +216,13 @@ def _unary(positive: bool = False, **params: Any) -> Callable[[np.random.Generat
     return lambda rng: [((_draw(rng, s, positive),), dict(params)) for s in SHAPES]
 
 
+def _wide_unary(rng: np.random.Generator) -> list[Sample]:
+    """Also large magnitudes, where naive or thresholded formulas part from the exact function."""
+    # 20.2 and 20.6 sit where torch's softplus switches to its linear branch
+    wide = np.array([-35.0, -20.4, 17.0, 20.2, 20.6, 33.0]) + rng.uniform(-0.05, 0.05, size=6)
+    return _unary()(rng) + [((wide,), {})]
+
+
 def _binary(positive_b: bool = False) -> Callable[[np.random.Generator], list[Sample]]:
     pairs = [((), ()), ((4,), (4,)), ((3, 2), (3, 2)), ((3, 2), (2,)), ((), (3,)), ((3, 1), (1, 2))]
     return lambda rng: [((_draw(rng, a), _draw(rng, b, positive_b)), {}) for a, b in pairs]
@@ -311,7 +318,7 @@ def _registry() -> dict[str, Op]:
         Op("cosh", 1, np.cosh, lambda g, o, a: (g * np.sinh(a),), lambda t, a: t.cosh(a), _unary()),
         Op("cos", 1, np.cos, lambda g, o, a: (-g * np.sin(a),), lambda t, a: t.cos(a), _unary()),
         Op("sin", 1, np.sin, lambda g, o, a: (g * np.cos(a),), lambda t, a: t.sin(a), _unary()),
-        Op("sigmoid", 1, _sigmoid, lambda g, o, a: (g * o * (1.0 - o),), lambda t, a: t.sigmoid(a), _unary(),
+        Op("sigmoid", 1, _sigmoid, lambda g, o, a: (g * o * (1.0 - o),), lambda t, a: t.sigmoid(a), _wide_unary,
            doc="logistic 1 / (1 + exp(-a)), computed stably"),
         Op("relu", 1, lambda a: np.maximum(a, 0.0), lambda g, o, a: (g * (a > 0),), lambda t, a: t.relu(a),
            _unary(), kink=_min_abs, kink_where="relu at 0"),
@@ -321,7 +328,8 @@ def _registry() -> dict[str, Op]:
            params={"slope": 0.01}, kink=lambda a, slope=0.01: _min_abs(a), kink_where="leaky_relu at 0",
            doc="a for a > 0, slope * a otherwise (slope=0.01)"),
         Op("softplus", 1, lambda a: np.logaddexp(0.0, a), lambda g, o, a: (g * _sigmoid(a),),
-           lambda t, a: t.nn.functional.softplus(a), _unary(), doc="log(1 + exp(a)), computed stably"),
+           # not torch's softplus: above its threshold (20) it returns a itself, off by 2e-9
+           lambda t, a: t.logaddexp(t.zeros_like(a), a), _wide_unary, doc="log(1 + exp(a)), computed stably"),
         Op("gelu", 1, _gelu, lambda g, o, a: (g * _gelu_grad(a),),
            lambda t, a: t.nn.functional.gelu(a, approximate="tanh"), _unary(),
            doc="0.5 a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3))), the tanh approximation"),

@@ -73,7 +73,7 @@ def test_missing_functions_are_missing_and_others_still_graded(tmp_path: Path) -
     source = "import numpy as np\n\ndef reg_loss(yhat, y):\n    return np.sum((yhat - y) ** 2)\n"
     code, report = grade_json(write(tmp_path, source), "--only", REG, "--seed", "1", "--trials", "3")
     outputs = by_output(report)
-    assert outputs[("reg_loss", "loss")]["status"] == "passed"
+    assert outputs[("reg_loss", "reg_loss")]["status"] == "passed"
     assert outputs[("reg_grads", "dW1")]["status"] == "missing"
     assert "reg_grads is not defined in sub.py" in outputs[("reg_grads", "dW1")]["message"]
 
@@ -81,7 +81,7 @@ def test_missing_functions_are_missing_and_others_still_graded(tmp_path: Path) -
 def test_an_exception_while_loading_keeps_the_functions_after_it(tmp_path: Path) -> None:
     source = SOLUTION_SOURCE.replace("def reg_loss(", "undefined_name + 1\n\n\ndef reg_loss(", 1)
     code, report = grade_json(write(tmp_path, source), "--only", "reg_loss", "--seed", "1", "--trials", "3")
-    assert by_output(report)[("reg_loss", "loss")]["status"] == "passed"
+    assert by_output(report)[("reg_loss", "reg_loss")]["status"] == "passed"
     assert any("NameError" in n and "line" in n for n in report["notes"])
 
 
@@ -90,9 +90,9 @@ def test_a_hang_and_a_crash_cost_only_their_own_function(tmp_path: Path) -> None
     source = source.replace("def reg_loss(yhat, y):\n", "def reg_loss(yhat, y):\n    import os; os._exit(3)\n")
     code, report = grade_json(write(tmp_path, source), "--only", REG, "--seed", "2", "--trials", "3")
     outputs = by_output(report)
-    assert outputs[("reg_dyhat_dz3", "jacobian(yhat, z3)")]["status"] == "timeout"
-    assert outputs[("reg_loss", "loss")]["status"] == "error"
-    assert "exited" in outputs[("reg_loss", "loss")]["message"]
+    assert outputs[("reg_dyhat_dz3", "reg_dyhat_dz3")]["status"] == "timeout"
+    assert outputs[("reg_loss", "reg_loss")]["status"] == "error"
+    assert "exited" in outputs[("reg_loss", "reg_loss")]["message"]
     others = [q for k, q in outputs.items() if k[0] not in ("reg_dyhat_dz3", "reg_loss")]
     assert others and all(q["status"] == "passed" for q in others)
 

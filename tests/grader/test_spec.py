@@ -200,3 +200,20 @@ def test_a_single_file_uses_the_set_yaml_beside_it(tmp_path: Path) -> None:
     ps = load_problem_set(path)
     assert ps.name == "demo" and ps.forbidden_imports == ("sympy",)
     assert all(q.trials == 4 for _, q in ps.questions())
+
+
+def test_a_question_can_belong_to_some_variants_only(tmp_path: Path) -> None:
+    text = FAMILY + '  - {function: only_sq, args: [x], returns: "a", only_variants: [sq]}\n'
+    ps = load_problem_set(write_spec(tmp_path, text))
+    assert [q.function for _, q in ps.questions()] == ["lin_grad", "sq_grad", "only_sq"]
+    bad = validate(write_spec(tmp_path, text.replace("only_variants: [sq]", "only_variants: [cube]")))
+    assert [(p.field, p.message) for p in bad] == [
+        ("questions[2].only_variants", "must list variants of this file (lin, sq), got ['cube']")]
+
+
+def test_output_names_never_reveal_the_expected_expression(tmp_path: Path) -> None:
+    text = GOOD.replace("    returns: a\n", "    returns: [a, z]\n")
+    (_, listed), (_, mapped) = load_problem_set(write_spec(tmp_path, text)).questions()
+    assert [o.name for o in listed.outputs] == ["net_forward[0]", "net_forward[1]"]
+    single = load_problem_set(write_spec(tmp_path, GOOD))
+    assert [o.name for _, q in single.questions() for o in q.outputs] == ["net_forward", "dW"]
