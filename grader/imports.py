@@ -24,7 +24,7 @@ def forbidden_uses(source: str, modules: Iterable[str]) -> dict[str, str]:
     except (SyntaxError, ValueError, RecursionError):
         return {}
     bound = _top_level_bindings(tree, banned)  # name -> module
-    functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     direct = {name: m for name, fn in functions.items() if (m := _direct_use(fn, banned, bound))}
     return {name: f"uses '{module}', which this problem set forbids: derive the result by hand with NumPy"
             for name, module in _through_calls(functions, direct).items()}
@@ -48,15 +48,32 @@ def _imported(node: ast.AST, banned: set[str]) -> str | None:
     return None
 
 
-def _top_level_bindings(tree: ast.Module, banned: set[str]) -> dict[str, str]:
-    bound: dict[str, str] = {}
-    for node in tree.body:
-        module = _imported(node, banned)
-        if module is None:
+def _module_level(tree: ast.Module) -> list[ast.stmt]:
+    """Statements run at import: the top level and inside top-level if/try/with/for blocks."""
+    found, todo = [], list(tree.body)
+    while todo:
+        node = todo.pop(0)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
+        found.append(node)
+        for name in ("body", "orelse", "finalbody", "handlers"):
+            todo += [n for n in getattr(node, name, []) if isinstance(n, (ast.stmt, ast.excepthandler))]
+    return found
+
+
+def _top_level_bindings(tree: ast.Module, banned: set[str]) -> dict[str, str]:
+    """Module-level names that stand for a banned module: imports, and names assigned from them."""
+    bound: dict[str, str] = {}
+    for node in _module_level(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and (module := _imported(node, banned)):
             for alias in node.names:
                 bound[alias.asname or alias.name.split(".")[0]] = module
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            # t = __import__("torch"), T = torch, g = lambda x: torch.grad(x)
+            module = _direct_use(node.value, banned, bound)
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets if module else []:
+                bound.update({n.id: module for n in ast.walk(target) if isinstance(n, ast.Name)})
     return bound
 
 

@@ -87,16 +87,18 @@ def draw_variants(cq: CompiledQuestion, trial: Trial, count: int) -> list[Trial]
 def draw_trial(cq: CompiledQuestion, seed: int, index: int, case: Mapping[str, Any] | None = None,
                variant: int = 0) -> Trial:
     """One trial, redrawn until it stays clear of every kink; raise ``SamplingError`` if it never does."""
-    closest: tuple[float, str] = (np.inf, "")
+    best: tuple[float, str] = (-np.inf, "")  # the rejected draw that came nearest to acceptance
     for attempt in range(MAX_ATTEMPTS):
         trial, closest = _attempt(cq, seed, index, attempt, case, variant)
         if trial is not None:
             return trial
+        best = max(best, closest, key=lambda c: c[0])
     margin = cq.question.kink_margin
+    advice = (f"lower kink_margin below {best[0]:.3g} or change the input distributions" if best[0] > 0
+              else "change the input distributions or the case's fixed values")
     raise SamplingError(
         f"trial {index}: none of {MAX_ATTEMPTS} draws stayed clear of non-differentiable or non-finite "
-        f"values; closest: {closest[1]} (distance {closest[0]:.3g}, kink_margin {margin:g}). "
-        "Change the input distributions or lower kink_margin")
+        f"values; the best still had {best[1]} (distance {best[0]:.3g}, kink_margin {margin:g}). {advice.capitalize()}")
 
 
 class _KinkTracker:

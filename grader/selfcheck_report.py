@@ -10,7 +10,7 @@ from grader.spec import ProblemSet, SpecProblem
 
 
 def render_problems(path: str, problems: Sequence[SpecProblem]) -> str:
-    lines = [f"{len(problems)} problem(s) in {path}:"]
+    lines = [f"{len(problems)} mistake(s) in {path}:"]
     lines += [f"  {p}" for p in problems]
     return "\n".join(lines)
 
@@ -19,7 +19,7 @@ def render_valid(problem_set: ProblemSet) -> str:
     n = sum(1 for _ in problem_set.questions())
     outputs = sum(len(q.outputs) for _, q in problem_set.questions())
     return (f"OK: problem set '{problem_set.name}' ({problem_set.path}) is valid: {len(problem_set.problems)} "
-            f"problem(s), {n} questions, {outputs} graded outputs, {problem_set.max_score:g} points.")
+            f"problems, {n} questions, {outputs} graded outputs, {problem_set.max_score:g} points.")
 
 
 def render_selfcheck(result: SelfCheckResult) -> str:

@@ -145,8 +145,9 @@ def _build(path: Path, data: dict, out: _Problems, set_defaults: Mapping[str, An
     dims = _read_dims(data.get("dims", {}), out)
     inputs = _read_inputs(data.get("inputs", {}), out, declared_dims)
     nodes = _read_nodes(data.get("nodes", {}), out, declared_inputs | declared_dims)
-    graph = Graph(nodes, frozenset(inputs) | {d.name for d in dims})
-    _check_node_graph(Graph(nodes, frozenset(declared_dims | declared_inputs | (declared_nodes - set(nodes)))), out)
+    graph = Graph(nodes, frozenset(inputs) | {d.name for d in dims}, frozenset(d.name for d in dims))
+    _check_node_graph(Graph(nodes, frozenset(declared_dims | declared_inputs | (declared_nodes - set(nodes))),
+                            frozenset(declared_dims)), out)
     raw_questions = data.get("questions")
     if not isinstance(raw_questions, list) or not raw_questions:
         out.add("questions", "must be a non-empty list of questions", "add at least one question")
@@ -154,7 +155,7 @@ def _build(path: Path, data: dict, out: _Problems, set_defaults: Mapping[str, An
     known = declared_dims | declared_inputs | declared_nodes
     questions = [q for i, raw in enumerate(raw_questions)
                  if (q := _read_question(i, raw, out, defaults, known, set(inputs),
-                                            declared_inputs | declared_dims)) is not None]
+                                            declared_inputs | declared_dims, declared_dims)) is not None]
     out.question = None
     _check_unique_ids(questions, out)
     title = data.get("title", name)
@@ -314,7 +315,7 @@ def _check_across_files(specs: list[ProblemSpec]) -> list[SpecProblem]:
 
 
 def _read_question(i: int, raw: Any, out: _Problems, defaults: Mapping[str, Any], known: set[str],
-                   inputs: set[str], fixable: set[str]) -> QuestionSpec | None:
+                   inputs: set[str], fixable: set[str], dims: set[str]) -> QuestionSpec | None:
     out.question = f"#{i + 1}"
     if not isinstance(raw, dict):
         out.add("question", f"must be a mapping, not {raw!r}", "write function:, args:, returns:")
@@ -331,7 +332,7 @@ def _read_question(i: int, raw: Any, out: _Problems, defaults: Mapping[str, Any]
     for key, value in settings.items():
         _number(value, key, out, integer=key == "trials", positive=key not in ("atol", "rtol"))
     compare = _read_compare(raw.get("compare", {}), out, args, inputs)
-    cases = _read_cases(raw.get("cases", []), out, fixable)
+    cases = _read_cases(raw.get("cases", []), out, fixable, dims)
     doc = raw.get("doc", "")
     if not isinstance(doc, str):
         out.add("doc", f"must be text, got {doc!r}")
@@ -432,14 +433,18 @@ def _read_compare(raw: Any, out: _Problems, args: tuple[str, ...] | None, inputs
     return CompareSpec(mode, tuple(over), strict) if ok else None
 
 
-def _read_cases(raw: Any, out: _Problems, known: set[str]) -> tuple[Mapping[str, Any], ...] | None:
+def _read_cases(raw: Any, out: _Problems, known: set[str], dims: set[str]) -> tuple[Mapping[str, Any], ...] | None:
     if not isinstance(raw, list) or not all(isinstance(c, dict) and c for c in raw):
         out.add("cases", f"must be a list of mappings name: value, got {raw!r}", "write e.g. cases: [{beta: 1000}]")
         return None
     bad = sorted({str(k) for c in raw for k in c if k not in known})
     for k in bad:
         out.add("cases", f"'{k}' is not an input or dimension")
-    return None if bad else tuple(raw)
+    sizes = sorted({f"{k}: {v!r}" for c in raw for k, v in c.items() if k in dims
+                    and not (isinstance(v, int) and not isinstance(v, bool) and v >= 1)})
+    for text in sizes:
+        out.add("cases", f"'{text}': a dimension must be a whole number >= 1")
+    return None if bad or sizes else tuple(raw)
 
 
 def _dry_run(spec: ProblemSpec, out: _Problems) -> None:

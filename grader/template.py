@@ -10,6 +10,7 @@ expressions are never written out: they are the answers.
 
 from __future__ import annotations
 
+import textwrap
 from itertools import combinations
 from typing import Mapping
 
@@ -45,14 +46,15 @@ def render_template(problem_set: ProblemSet, command: str) -> str:
 
 
 def _problem_header(problem: ProblemSpec) -> str:
-    dims = ", ".join(d.name for d in problem.dims)
+    ranges = ", ".join(f"{d.name} = {d.low}" if d.low == d.high else f"{d.name} in {d.low}..{d.high}"
+                       for d in problem.dims)
     line = f"# --- {problem.title} ---"
-    return line + (f"\n# Dimensions {dims} vary between trials; every size can be 1." if dims else "")
+    return line + (f"\n# Sizes vary between trials: {ranges}." if ranges else "")
 
 
 def _function(problem: ProblemSpec, q: QuestionSpec, shapes: tuple[Mapping[str, str], list[str]]) -> str:
     arg_shapes, out_shapes = shapes
-    doc = [f"{q.id}." + (f" {q.doc}" if q.doc else ""), "", "Arguments:"]
+    doc = [f"{q.id}.", *(textwrap.wrap(q.doc, width=80) if q.doc else []), "", "Arguments:"]
     doc += [f"    {a}: {arg_shapes[a]}" for a in q.args]
     if q.returns_tuple:
         doc += ["", f"Returns a tuple ({', '.join(o.name for o in q.outputs)}):"]
@@ -60,7 +62,8 @@ def _function(problem: ProblemSpec, q: QuestionSpec, shapes: tuple[Mapping[str, 
     else:
         doc += ["", f"Returns: {out_shapes[0]}"]
     if q.compare.mode == "positive_affine":
-        doc += ["", f"Graded up to a positive factor and a term that does not depend on {', '.join(q.compare.over)}."]
+        doc += ["", *textwrap.wrap("Graded up to a positive factor and a term that does not depend on "
+                                   f"{', '.join(q.compare.over)}.", width=80)]
     doc += ["", f"Points: {q.points:g}"]
     body = "\n".join(f"    {line}".rstrip() for line in doc)
     return f"def {q.function}({', '.join(q.args)}):\n    \"\"\"{body.strip()}\n    \"\"\"\n    raise NotImplementedError"

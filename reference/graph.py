@@ -61,6 +61,7 @@ class Graph:
 
     nodes: Mapping[str, Expr]
     variables: frozenset[str]
+    dims: frozenset[str] = frozenset()  # variables that are sizes: nothing is differentiated by them
     _cache: dict[tuple[str, frozenset[str]], Node] = field(default_factory=dict, repr=False)
 
     def resolve(self, expr: Expr, leaves: frozenset[str]) -> Node:
@@ -102,6 +103,9 @@ class Graph:
     def _diff(self, expr: Diff, leaves: frozenset[str], stack: tuple[str, ...]) -> Derivative:
         if expr.wrt not in self.nodes and expr.wrt not in self.variables:
             raise ExpressionError(f"{expr.kind} with respect to unknown name '{expr.wrt}'", expr.col)
+        if expr.wrt in self.dims:
+            raise ExpressionError(f"{expr.kind} with respect to '{expr.wrt}', a dimension; differentiate with "
+                                  "respect to an input or a node", expr.col)
         at = self._name(Name(expr.wrt, expr.col), leaves, stack)
         f = self._resolve(expr.f, leaves | {expr.wrt}, stack)
         if not depends_on(f, expr.wrt):

@@ -42,7 +42,7 @@ def test_validate_reports_problems_and_exits_1(tmp_path: Path) -> None:
     path = write_spec(tmp_path, TANH_NET.replace("tanh(z)", "tahn(z)"))
     code, out = invoke("validate", str(path))
     assert code == 1
-    assert "1 problem(s)" in out and str(path) in out and "did you mean 'tanh'?" in out
+    assert "1 mistake(s)" in out and str(path) in out and "did you mean 'tanh'?" in out
     assert "Traceback" not in out
 
 

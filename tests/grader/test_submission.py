@@ -102,3 +102,16 @@ def test_forbidden_imports_mark_exactly_the_functions_that_use_them() -> None:
     assert "'torch'" in found["uses_alias"] and "'torch'" in found["calls_a_forbidden_helper"]
     assert "'jax'" in found["uses_from_import"] and "'autograd'" in found["dynamic"]
     assert forbidden_uses(SOURCE, ["sympy"]) == {}
+
+
+@pytest.mark.parametrize("module_code,use", [
+    ("t = __import__('torch')", "t.tensor(x)"),
+    ("import torch\nT = torch", "T.tensor(x)"),
+    ("try:\n    import jax.numpy as jnp\nexcept ImportError:\n    jnp = None", "jnp.sum(x)"),
+    ("import autograd\ngrad_of = lambda f: autograd.grad(f)", "grad_of(x)"),
+    ("import torch\nclass Helper:\n    def go(self, x):\n        return torch.tensor(x)", "Helper().go(x)"),
+])
+def test_forbidden_modules_are_found_through_module_level_indirection(module_code: str, use: str) -> None:
+    source = f"{module_code}\n\ndef uses(x):\n    return {use}\n\ndef clean(x):\n    return x\n"
+    assert forbidden_uses(source, DEFAULT_FORBIDDEN).keys() >= {"uses"}
+    assert "clean" not in forbidden_uses(source, DEFAULT_FORBIDDEN)
