@@ -89,7 +89,7 @@ def _values(got: np.ndarray, expected: np.ndarray, tol: Tolerance, warnings: tup
     err = np.abs(got - expected)
     allowed = tol.atol + tol.rtol * np.abs(expected)
     bad = err > allowed
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):  # subnormal expected values overflow the ratios; inf is the honest answer
         rel = np.where(err == 0, 0.0, err / np.abs(expected))
         excess = np.where(err == 0, 0.0, err / allowed)
     worst = np.unravel_index(int(np.argmax(excess)), got.shape) if got.ndim else ()
@@ -133,19 +133,22 @@ def compare_positive_affine(got: Sequence[np.ndarray], expected: Sequence[np.nda
         return _constant_reference(dg, tol, params)
     c = float(de @ dg / (de @ de))
     residual = np.concatenate([(gv - c * ev) - (gv - c * ev).mean() for gv, ev in zip(g, e)])
-    scale = np.concatenate([np.maximum(np.abs(gv), np.abs(c * ev)) for gv, ev in zip(g, e)])
+    # The tolerance scales with how much the loss changes with the parameters in each
+    # example, never with its value: the offset is free, so a huge constant added to a
+    # wrong loss must not widen the tolerance until the mistake hides in it.
+    scale = np.concatenate([np.full(gv.size, max(np.ptp(gv), abs(c) * np.ptp(ev))) for gv, ev in zip(g, e)])
     err = np.abs(residual)
     n_bad = int(np.sum(err > tol.atol + tol.rtol * scale))
-    rel = float(np.max(err / np.maximum(scale, np.finfo(float).tiny)))
+    rel = float(np.max(err / np.maximum(scale, tol.atol or np.finfo(float).eps)))
     if n_bad:
         return Comparison(False, f"not equal to a positive multiple of the reference loss plus a term free of "
                                  f"({params}): it changes differently as ({params}) change, so gradient descent "
                                  f"on it would give other updates", (), float(err.max()), rel, None, n_bad,
                           err.size), c
-    if c <= 0:
+    if c <= 0:  # fits perfectly, with the wrong sign: no error numbers to report
         return Comparison(False, f"equals {c:.3g} x the reference loss plus a term free of ({params}); the factor "
-                                 "must be positive, or gradient descent climbs instead of descending", (),
-                          float(err.max()), rel, None, err.size, err.size), c
+                                 "must be positive, or gradient descent climbs instead of descending",
+                          size=err.size), c
     note = () if abs(c - 1) <= tol.rtol else (f"equals {c:.6g} x the reference loss (plus a term free of "
                                               f"{params}); a learning rate absorbs the factor",)
     return Comparison(True, "", note, float(err.max()), rel, None, 0, err.size), c

@@ -228,10 +228,11 @@ def _judge_examples(q: QuestionSpec, tally: _Tally) -> None:
 def _fold(cq: CompiledQuestion, i: int, tally: _Tally, n_trials: int, sub: Submission) -> OutputResult:
     q, out = cq.question, cq.question.outputs[i]
     _judge_examples(q, tally)
-    comps = [c for _, c in tally.comparisons]
+    status, message, failure = _verdict(tally, sub)
+    # a failed output's worst error is that of its failing trials, not of the ones that passed
+    comps = [c for _, c in tally.comparisons if status == "passed" or not c.passed]
     errors = [c.max_abs for c in comps if c.max_abs == c.max_abs]  # NaN means "not measured"
     rels = [c.max_rel for c in comps if c.max_rel == c.max_rel]
-    status, message, failure = _verdict(tally, sub)
     for c in comps:
         tally.warnings.update(dict.fromkeys(c.warnings))
     return OutputResult(

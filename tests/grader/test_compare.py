@@ -104,3 +104,13 @@ def test_positive_affine_names_the_factor() -> None:
     assert factor == pytest.approx(2.0)
     assert c.warnings == ("equals 2 x the reference loss (plus a term free of w, b); a learning rate absorbs "
                           "the factor",)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e7, 1e10])
+def test_a_constant_offset_never_widens_the_tolerance(offset: float) -> None:
+    hinge = lambda z, y: np.maximum(0.0, 1 - y * z) + offset  # noqa: E731
+    got, expected = _losses(hinge, _perceptron, np.random.default_rng(1))
+    assert not compare_positive_affine(got, expected, TOL, ["w", "b"])[0].passed
+    right = lambda z, y: 2 * _perceptron(z, y) + offset  # noqa: E731
+    got, expected = _losses(right, _perceptron, np.random.default_rng(1))
+    assert compare_positive_affine(got, expected, TOL, ["w", "b"])[0].passed

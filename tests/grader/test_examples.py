@@ -17,8 +17,16 @@ def test_the_bundled_set_has_examples_including_a_solution() -> None:
     assert len(EXAMPLES) >= 2 and any(p.name == "solution.py" for p in EXAMPLES)
 
 
-@pytest.mark.parametrize("seed", [0, 7])
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_gets_its_declared_result(path, seed: int) -> None:
-    check = check_example(path, PROBLEM_SET, seed)
-    assert check.ok, f"{path.name} (seed {seed}): {check.problem}"
+def test_example_gets_its_declared_result(path) -> None:
+    # one fixed seed here; 'grade selfcheck' in CI grades them again on a fresh random seed
+    check = check_example(path, PROBLEM_SET, 7)
+    assert check.ok, f"{path.name} (seed 7): {check.problem}"
+
+
+def test_a_wrong_declaration_is_reported(tmp_path) -> None:
+    wrong = tmp_path / "claims_too_much.py"
+    wrong.write_text((PROBLEM_SET.examples / "perceptron_hinge.py").read_text()
+                     .replace("expected score: 99", "expected score: all"))
+    check = check_example(wrong, PROBLEM_SET, 7)
+    assert not check.ok and check.problem.startswith("scored 99 of 102, declares 102")
