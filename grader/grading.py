@@ -40,6 +40,7 @@ class TrialFailure:
     dims: dict[str, int]
     message: str
     comparison: Comparison | None
+    case: dict[str, object] | None = None  # the fixed values, when the trial is one of the spec's cases
 
 
 @dataclass(frozen=True)
@@ -253,11 +254,16 @@ def _verdict(tally: _Tally, sub: Submission) -> tuple[str, str, TrialFailure | N
     if tally.call_failure is not None:
         t, r = tally.call_failure
         status = "timeout" if r.status == "timeout" else "error"
-        return status, r.message, TrialFailure(t.index, dict(t.dims), r.message, None)
+        return status, r.message, TrialFailure(t.index, dict(t.dims), r.message, None, _case(t))
     failed = [(t, c) for t, c in tally.comparisons if not c.passed]
     if not failed:
         return "passed", "", None
     # the failing trial with the smallest arguments is the easiest to understand and check by hand
     t, c = min(failed, key=lambda tc: (sum(np.size(v) for v in tc[0].args.values()), tc[0].index))
-    return "failed", c.message, TrialFailure(t.index, dict(t.dims), c.message, c)
+    return "failed", c.message, TrialFailure(t.index, dict(t.dims), c.message, c, _case(t))
+
+
+def _case(t: Trial) -> dict[str, object] | None:
+    # failures record the base trial, never a parameter variant, so a case here is the spec's
+    return dict(t.case) if t.case else None
 

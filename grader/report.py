@@ -72,7 +72,8 @@ def _details(result: GradeResult, o: OutputResult, bundled: Path) -> list[str]:
                      f"atol {o.tolerance.atol:g} + rtol {o.tolerance.rtol:g} x |expected|")
     if f is not None:
         dims = ", ".join(f"{k}={v}" for k, v in f.dims.items()) or "none"
-        lines.append(f"  failing trial {f.trial} (dims {dims}), seed {result.seed}")
+        case = f"the fixed case {', '.join(f'{k}={v}' for k, v in f.case.items())}; " if f.case else ""
+        lines.append(f"  failing trial {f.trial} ({case}dims {dims}), seed {result.seed}")
         lines.append(f"  replay: {replay_command(result, o, bundled)}")
     lines += [f"  warning: {w}" for w in o.warnings]
     return lines
@@ -107,7 +108,7 @@ def _output_json(result: GradeResult, o: OutputResult, bundled: Path) -> dict[st
         "max_abs_error": _finite(o.max_abs_error), "max_rel_error": _finite(o.max_rel_error),
         "tolerance": {"rtol": o.tolerance.rtol, "atol": o.tolerance.atol},
         "failure": None if f is None else {
-            "trial": f.trial, "dims": f.dims, "message": f.message,
+            "trial": f.trial, "dims": f.dims, "case": f.case, "message": f.message,
             "worst_index": list(f.comparison.worst_index) if f.comparison and f.comparison.worst_index else None,
             "share_outside_tolerance": f.comparison.share_bad if f.comparison else None,
             "replay": replay_command(result, o, bundled)},

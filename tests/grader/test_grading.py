@@ -156,3 +156,11 @@ def test_usage_errors_exit_nonzero_with_one_line(args: list[str], words: str) ->
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     assert words in result.output and "Traceback" not in result.output
+
+
+def test_a_failure_in_a_fixed_case_says_which_case(tmp_path: Path) -> None:
+    naive = SOLUTION_SOURCE + "\n\ndef softargmax(z, beta=1.0):\n    e = np.exp(beta * z)\n    return e / e.sum()\n"
+    code, report = grade_json(write(tmp_path, naive), "--only", "softargmax", "--seed", "3", "--trials", "3")
+    (q,) = report["questions"]
+    assert q["status"] == "failed" and "NaN" in q["message"]
+    assert q["failure"]["case"]["beta"] == 1000
