@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from grader.spec import ProblemSet
 
 EXIT_PROBLEMS = 1  # validation problems found, or the self-check disagreed
 EXIT_USAGE = 2
@@ -71,17 +75,9 @@ def submission(submissions: tuple[Path, ...], problems: Path | None, only: str |
     """Grade submissions (.py or .ipynb) on randomized trials, each in an isolated worker."""
     from grader.grading import grade
     from grader.report import render_json, render_text
-    from grader.spec import load_problem_set
-    from grader.selfcheck_report import render_problems
     from grader.submission import SubmissionError
-    from reference.errors import SpecError
 
-    path = problems or bundled_problems()
-    try:
-        problem_set = load_problem_set(path)
-    except SpecError as exc:
-        click.echo(render_problems(str(path), exc.problems), err=True)
-        raise ToolkitFailure(f"the problem set {path} is not valid; run: grade validate {path}") from None
+    problem_set = _load_set(problems or bundled_problems())
     seed = random_seed() if seed is None else seed
     results, unreadable = [], []
     for sub in submissions:
@@ -105,20 +101,26 @@ def submission(submissions: tuple[Path, ...], problems: Path | None, only: str |
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the template to this file.")
 def template(path: Path | None, output: Path | None) -> None:
     """Write the blank submission for a problem set: every function, its shapes, NotImplementedError."""
-    from grader.selfcheck_report import render_problems
-    from grader.spec import load_problem_set
     from grader.template import render_template
-    from reference.errors import SpecError
 
     path = path or bundled_problems()
-    try:
-        problem_set = load_problem_set(path)
-    except SpecError as exc:
-        click.echo(render_problems(str(path), exc.problems), err=True)
-        raise ToolkitFailure(f"the problem set {path} is not valid; run: grade validate {path}") from None
+    problem_set = _load_set(path)
     shown = path if not path.is_absolute() else path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) \
         else path
     _emit(render_template(problem_set, f"grade template {shown}").rstrip("\n"), output)
+
+
+def _load_set(path: Path) -> "ProblemSet":
+    """The problem set at ``path``, or every mistake in it on stderr and a one-line failure."""
+    from grader.selfcheck_report import render_problems
+    from grader.spec import load_problem_set
+    from reference.errors import SpecError
+
+    try:
+        return load_problem_set(path)
+    except SpecError as exc:
+        click.echo(render_problems(str(path), exc.problems), err=True)
+        raise ToolkitFailure(f"the problem set {path} is not valid; run: grade validate {path}") from None
 
 
 def _emit(text: str, output: Path | None) -> None:

@@ -18,7 +18,7 @@ from torch.func import jacrev
 
 from reference.errors import EvaluationError
 from reference.evaluate import jacobian_shape
-from reference.gradcheck import Mismatch, compare_arrays, describe, differentiable_args
+from reference.gradcheck import Mismatch, check_vjp_against, compare_arrays, describe
 from reference.graph import Apply, Constant, Derivative, Leaf, Node, operands, walk
 from reference.ops import Op
 
@@ -146,17 +146,10 @@ def check_vjp_torch(
     rtol: float = 1e-9, atol: float = 1e-12,
 ) -> list[Mismatch]:
     """Compare ``op.vjp`` with ``torch.autograd.grad`` for each differentiable argument."""
-    args = tuple(np.asarray(a, dtype=np.float64) for a in args)
-    out = np.asarray(op.forward(*args, **params), dtype=np.float64)
-    mismatches = []
-    for i in differentiable_args(op, args):
-        cotangent = rng.normal(size=out.shape)
-        label = describe(op, "vjp", args, i, params) + " against torch"
-        got = op.vjp(cotangent, out, *args, **params)[i]
-        found = compare_arrays(label, got, _torch_vjp(op.torch, args, params, i, cotangent), rtol, atol)
-        if found is not None:
-            mismatches.append(found)
-    return mismatches
+    def by_torch(a: tuple[Array, ...], i: int, cotangent: Array) -> Array:
+        return _torch_vjp(op.torch, a, params, i, cotangent)
+
+    return check_vjp_against(op, args, params, rng, by_torch, " against torch", rtol, atol)
 
 
 def _torch_vjp(

@@ -129,23 +129,36 @@ def describe(op: Op, what: str, args: tuple[Array, ...], i: int | None, params: 
     return f"{head} (shape {shapes}{extra})"
 
 
-def check_op_fd(
+ReferenceVjp = Callable[[tuple[Array, ...], int, Array], Array]  # (args, index, cotangent) -> cotangent
+
+
+def check_vjp_against(
     op: Op, args: tuple[Array, ...], params: Mapping[str, Any], rng: np.random.Generator,
-    rtol: float = 1e-5, atol: float = 1e-6,
+    reference: ReferenceVjp, against: str, rtol: float, atol: float,
 ) -> list[Mismatch]:
-    """Compare ``op.vjp`` with central differences for each differentiable argument."""
+    """Compare ``op.vjp`` with ``reference`` for each differentiable argument, on a random cotangent."""
     args = tuple(np.asarray(a, dtype=np.float64) for a in args)
     out = np.asarray(op.forward(*args, **params), dtype=np.float64)
     mismatches = []
     for i in differentiable_args(op, args):
         cotangent = rng.normal(size=out.shape)
-        label = describe(op, "vjp", args, i, params)
-        analytic = op.vjp(cotangent, out, *args, **params)[i]
-        numeric = numerical_vjp(lambda *a: op.forward(*a, **params), args, i, cotangent)
-        found = compare_arrays(label, analytic, numeric, rtol, atol)
+        label = describe(op, "vjp", args, i, params) + against
+        found = compare_arrays(label, op.vjp(cotangent, out, *args, **params)[i], reference(args, i, cotangent),
+                               rtol, atol)
         if found is not None:
             mismatches.append(found)
     return mismatches
+
+
+def check_op_fd(
+    op: Op, args: tuple[Array, ...], params: Mapping[str, Any], rng: np.random.Generator,
+    rtol: float = 1e-5, atol: float = 1e-6,
+) -> list[Mismatch]:
+    """Compare ``op.vjp`` with central differences for each differentiable argument."""
+    def numeric(a: tuple[Array, ...], i: int, cotangent: Array) -> Array:
+        return numerical_vjp(lambda *x: op.forward(*x, **params), a, i, cotangent)
+
+    return check_vjp_against(op, args, params, rng, numeric, "", rtol, atol)
 
 
 def kink_distance(op: Op, sample: Sample) -> float:
