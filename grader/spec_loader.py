@@ -329,15 +329,15 @@ def _read_question(i: int, raw: Any, out: _Problems, defaults: Mapping[str, Any]
     args = _read_args(raw.get("args"), out, known)
     outputs = _read_outputs(raw.get("returns"), raw.get("points", 1), out, function)
     settings = {k: raw.get(k, defaults[k]) for k in PROJECT_DEFAULTS}
-    for key, value in settings.items():
-        _number(value, key, out, integer=key == "trials", positive=key not in ("atol", "rtol"))
+    settings_ok = all([_number(value, key, out, integer=key == "trials", positive=key not in ("atol", "rtol"))
+                       for key, value in settings.items()])
     compare = _read_compare(raw.get("compare", {}), out, args, inputs)
     cases = _read_cases(raw.get("cases", []), out, fixable, dims)
     doc = raw.get("doc", "")
     if not isinstance(doc, str):
         out.add("doc", f"must be text, got {doc!r}")
         return None
-    if args is None or outputs is None or compare is None or cases is None:
+    if args is None or outputs is None or compare is None or cases is None or not settings_ok:
         return None
     return QuestionSpec(out.question, function, args, outputs, isinstance(raw["returns"], (list, dict)),
                         int(settings["trials"]), Tolerance(float(settings["rtol"]), float(settings["atol"])),

@@ -67,10 +67,12 @@ def parse(text: str) -> Expr:
         raise ExpressionError("an expression must be a non-empty string")
     try:
         tree = ast.parse(text.strip(), mode="eval")
+        return _convert(tree.body)
     except SyntaxError as exc:
         col = (exc.offset or 1) - 1
         raise ExpressionError(f"not a valid expression: {exc.msg}", col) from None
-    return _convert(tree.body)
+    except (RecursionError, MemoryError):
+        raise ExpressionError("the expression is nested too deeply; split it into named nodes") from None
 
 
 def free_names(expr: Expr) -> set[str]:

@@ -66,10 +66,14 @@ class Graph:
 
     def resolve(self, expr: Expr, leaves: frozenset[str]) -> Node:
         """The graph of ``expr`` with ``leaves`` as its only free names."""
-        return self._resolve(expr, frozenset(leaves), ())
+        try:
+            return self._resolve(expr, frozenset(leaves), ())
+        except RecursionError:
+            raise ExpressionError("nodes are nested too deeply to resolve; shorten the chain of definitions") \
+                from None
 
     def resolve_name(self, name: str, leaves: frozenset[str]) -> Node:
-        return self._resolve(Name(name), frozenset(leaves), ())
+        return self.resolve(Name(name), leaves)
 
     def _resolve(self, expr: Expr, leaves: frozenset[str], stack: tuple[str, ...]) -> Node:
         if isinstance(expr, Const):
