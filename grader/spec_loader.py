@@ -1,7 +1,7 @@
 """YAML -> the typed spec model, collecting every problem instead of stopping at the first.
 
 Each section has its own small reader that records what is wrong in a
-``_Problems`` collector and returns what it could build. After the structure is
+``Problems`` collector and returns what it could build. After the structure is
 sound, every question is dry-run once (its first trial and its fixed cases) so
 that shapes that do not fit, kinks that cannot be avoided and distributions that
 cannot be drawn are reported by ``grade validate`` rather than met while grading.
@@ -9,49 +9,23 @@ cannot be drawn are reported by ``grade validate`` rather than met while grading
 
 from __future__ import annotations
 
-import difflib
-import keyword
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from grader.distributions import DISTRIBUTIONS
 from grader.imports import DEFAULT_FORBIDDEN
+from grader.spec import PROJECT_DEFAULTS, DimSpec, InputSpec, ProblemSet, ProblemSpec, SpecProblem
+from grader.spec_checks import Problems, check_mapping, check_number, parse_expression
+from grader.spec_questions import check_unique_ids, read_question
 from grader.spec_yaml import expand_variants, read_yaml
-from grader.spec import (
-    COMPARE_MODES, PROJECT_DEFAULTS, CompareSpec, DimSpec, InputSpec, OutputSpec, ProblemSet, ProblemSpec,
-    QuestionSpec, SpecProblem, Tolerance,
-)
 from reference.errors import CycleError, ExpressionError, ToolkitError
-from reference.expr import Expr, parse
+from reference.expr import Expr
 from reference.graph import Graph
 
 SET_FILE = "set.yaml"
 FILE_KEYS = ("problem", "title", "defaults", "dims", "inputs", "nodes", "questions", "variants")
 SET_KEYS = ("name", "title", "defaults", "forbidden_imports", "examples")
 INPUT_KEYS = ("shape", "dist")
-QUESTION_KEYS = ("id", "function", "args", "returns", "points", "trials", "rtol", "atol",
-                 "compare", "cases", "kink_margin", "timeout", "doc")
-COMPARE_KEYS = ("mode", "over", "strict")
-
-
-@dataclass
-class _Problems:
-    """Collects the problems of one file; ``question`` is set while a question is read."""
-
-    file: str
-    found: list[SpecProblem] = field(default_factory=list)
-    question: str | None = None
-
-    def add(self, where: str, message: str, fix: str = "") -> None:
-        self.found.append(SpecProblem(self.file, self.question, where, message, fix))
-
-    def unknown_keys(self, where: str, mapping: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-        for key in mapping:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                fix = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
-                self.add(f"{where}{key}" if where else str(key), "unknown field", fix)
 
 
 def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
@@ -79,7 +53,7 @@ def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
 def _read_set_meta(path: Path) -> tuple[dict[str, Any], list[SpecProblem]]:
     if not path.exists():
         return {}, []
-    out = _Problems(str(path))
+    out = Problems(str(path))
     data = read_yaml(path, out.add)
     if data is None:
         return {}, out.found
@@ -104,7 +78,7 @@ def _read_set_meta(path: Path) -> tuple[dict[str, Any], list[SpecProblem]]:
 
 
 def _load_file(path: Path, set_defaults: Mapping[str, Any]) -> tuple[list[ProblemSpec], list[SpecProblem]]:
-    out = _Problems(str(path))
+    out = Problems(str(path))
     data = read_yaml(path, out.add)
     if data is None and not out.found:
         out.add("file", "is empty", "write a problem spec: dims, inputs, nodes, questions")
@@ -119,13 +93,13 @@ def _load_file(path: Path, set_defaults: Mapping[str, Any]) -> tuple[list[Proble
     expanded = expand_variants(data, out.add)
     specs, found = [], list(out.found)
     for label, body in expanded:
-        spec, problems = _build_checked(path, body, _Problems(f"{path} [variant {label}]"), set_defaults)
+        spec, problems = _build_checked(path, body, Problems(f"{path} [variant {label}]"), set_defaults)
         specs += spec
         found += problems
     return specs, found
 
 
-def _build_checked(path: Path, data: dict, out: _Problems, set_defaults: Mapping[str, Any]
+def _build_checked(path: Path, data: dict, out: Problems, set_defaults: Mapping[str, Any]
                    ) -> tuple[list[ProblemSpec], list[SpecProblem]]:
     spec = _build(path, data, out, set_defaults)
     if spec is not None and not out.found:
@@ -133,7 +107,7 @@ def _build_checked(path: Path, data: dict, out: _Problems, set_defaults: Mapping
     return ([] if spec is None else [spec]), out.found
 
 
-def _build(path: Path, data: dict, out: _Problems, set_defaults: Mapping[str, Any]) -> ProblemSpec | None:
+def _build(path: Path, data: dict, out: Problems, set_defaults: Mapping[str, Any]) -> ProblemSpec | None:
     name = data.get("problem", path.stem)
     if not isinstance(name, str) or not name.isidentifier():
         out.add("problem", f"must be an identifier-like name, got {name!r}", "use letters, digits and _")
@@ -154,49 +128,28 @@ def _build(path: Path, data: dict, out: _Problems, set_defaults: Mapping[str, An
         raw_questions = []
     known = declared_dims | declared_inputs | declared_nodes
     questions = [q for i, raw in enumerate(raw_questions)
-                 if (q := _read_question(i, raw, out, defaults, known, set(inputs),
+                 if (q := read_question(i, raw, out, defaults, known, set(inputs),
                                             declared_inputs | declared_dims, declared_dims)) is not None]
     out.question = None
-    _check_unique_ids(questions, out)
+    check_unique_ids(questions, out)
     title = data.get("title", name)
     return ProblemSpec(path, name, str(title), tuple(dims), inputs, nodes, tuple(questions), graph)
 
 
-# --- small checks ------------------------------------------------------------
-
-
-def _number(value: Any, where: str, out: _Problems, positive: bool = True, integer: bool = False) -> bool:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and (not integer or float(value).is_integer()) and (value > 0 if positive else value >= 0)
-    if not ok:
-        kind = "whole number" if integer else "number"
-        out.add(where, f"must be a {'positive' if positive else 'non-negative'} {kind}, got {value!r}")
-    return ok
-
-
-def _mapping(value: Any, where: str, out: _Problems, fix: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        out.add(where, f"must be a mapping, not a {type(value).__name__}", fix)
-        return {}
-    return value
-
-
-def _read_defaults(raw: Any, out: _Problems, base: Mapping[str, Any]) -> dict[str, Any]:
-    raw = _mapping(raw, "defaults", out, "write e.g. defaults: {trials: 10, rtol: 1e-6}")
+def _read_defaults(raw: Any, out: Problems, base: Mapping[str, Any]) -> dict[str, Any]:
+    raw = check_mapping(raw, "defaults", out, "write e.g. defaults: {trials: 10, rtol: 1e-6}")
     out.unknown_keys("defaults.", raw, tuple(PROJECT_DEFAULTS))
     merged = dict(base)
     for key, value in raw.items():
-        if key in PROJECT_DEFAULTS and _number(value, f"defaults.{key}", out, integer=key == "trials",
+        if key in PROJECT_DEFAULTS and check_number(value, f"defaults.{key}", out, integer=key == "trials",
                                                positive=key not in ("atol", "rtol")):
             merged[key] = value
     return merged
 
 
-def _read_dims(raw: Any, out: _Problems) -> list[DimSpec]:
+def _read_dims(raw: Any, out: Problems) -> list[DimSpec]:
     dims: list[DimSpec] = []
-    for name, value in _mapping(raw, "dims", out, "write e.g. dims: {n: [1, 5], K: 3}").items():
+    for name, value in check_mapping(raw, "dims", out, "write e.g. dims: {n: [1, 5], K: 3}").items():
         where = f"dims.{name}"
         if not str(name).isidentifier():
             out.add(where, "a dimension name must be an identifier")
@@ -222,14 +175,14 @@ def _keys(section: Any) -> set[str]:
     return {str(k) for k in section} if isinstance(section, dict) else set()
 
 
-def _read_inputs(raw: Any, out: _Problems, dim_names: set[str]) -> dict[str, InputSpec]:
+def _read_inputs(raw: Any, out: Problems, dim_names: set[str]) -> dict[str, InputSpec]:
     inputs: dict[str, InputSpec] = {}
-    for name, value in _mapping(raw, "inputs", out, "write e.g. inputs: {x: {shape: [n]}}").items():
+    for name, value in check_mapping(raw, "inputs", out, "write e.g. inputs: {x: {shape: [n]}}").items():
         where = f"inputs.{name}"
         if not str(name).isidentifier() or name in dim_names:
             out.add(where, "an input name must be an identifier that is not also a dimension")
             continue
-        value = _mapping(value, where, out, "write e.g. {shape: [n], dist: normal, scale: 2}")
+        value = check_mapping(value, where, out, "write e.g. {shape: [n], dist: normal, scale: 2}")
         shape = _read_shape(value.get("shape", []), f"{where}.shape", out, dim_names)
         dist_name = value.get("dist", "normal")
         dist = DISTRIBUTIONS.get(dist_name)
@@ -248,7 +201,7 @@ def _read_inputs(raw: Any, out: _Problems, dim_names: set[str]) -> dict[str, Inp
     return inputs
 
 
-def _read_shape(raw: Any, where: str, out: _Problems, dims: set[str]) -> tuple[int | str, ...]:
+def _read_shape(raw: Any, where: str, out: Problems, dims: set[str]) -> tuple[int | str, ...]:
     if not isinstance(raw, list):
         out.add(where, f"must be a list of dimension names or whole numbers, got {raw!r}", "write e.g. [h, n]")
         return ()
@@ -259,29 +212,20 @@ def _read_shape(raw: Any, where: str, out: _Problems, dims: set[str]) -> tuple[i
     return tuple(raw)
 
 
-def _read_nodes(raw: Any, out: _Problems, variables: set[str]) -> dict[str, Expr]:
+def _read_nodes(raw: Any, out: Problems, variables: set[str]) -> dict[str, Expr]:
     nodes: dict[str, Expr] = {}
-    for name, text in _mapping(raw, "nodes", out, "write e.g. nodes: {z1: W1 @ x + b1}").items():
+    for name, text in check_mapping(raw, "nodes", out, "write e.g. nodes: {z1: W1 @ x + b1}").items():
         where = f"nodes.{name}"
         if not str(name).isidentifier() or name in variables:
             out.add(where, "a node name must be an identifier that is not an input or a dimension")
             continue
-        expr = _parse(text, where, out)
+        expr = parse_expression(text, where, out)
         if expr is not None:
             nodes[str(name)] = expr
     return nodes
 
 
-def _parse(text: Any, where: str, out: _Problems) -> Expr | None:
-    try:
-        return parse(text if isinstance(text, str) else str(text))
-    except ExpressionError as exc:
-        at = f" (at column {exc.col + 1})" if exc.col is not None else ""
-        out.add(where, f"'{text}': {exc}{at}", "see docs/specs.md, 'Expressions'")
-        return None
-
-
-def _check_node_graph(graph: Graph, out: _Problems) -> None:
+def _check_node_graph(graph: Graph, out: Problems) -> None:
     cycles: set[frozenset[str]] = set()
     for name in graph.nodes:
         try:
@@ -311,143 +255,7 @@ def _check_across_files(specs: list[ProblemSpec]) -> list[SpecProblem]:
     return found
 
 
-# --- questions ------------------------------------------------------------------
-
-
-def _read_question(i: int, raw: Any, out: _Problems, defaults: Mapping[str, Any], known: set[str],
-                   inputs: set[str], fixable: set[str], dims: set[str]) -> QuestionSpec | None:
-    out.question = f"#{i + 1}"
-    if not isinstance(raw, dict):
-        out.add("question", f"must be a mapping, not {raw!r}", "write function:, args:, returns:")
-        return None
-    function = raw.get("function")
-    if not isinstance(function, str) or not function.isidentifier() or keyword.iskeyword(function):
-        out.add("function", f"must be a Python function name, got {function!r}")
-        return None
-    out.question = str(raw.get("id", function))
-    out.unknown_keys("", raw, QUESTION_KEYS)
-    args = _read_args(raw.get("args"), out, known)
-    outputs = _read_outputs(raw.get("returns"), raw.get("points", 1), out, function)
-    settings = {k: raw.get(k, defaults[k]) for k in PROJECT_DEFAULTS}
-    settings_ok = all([_number(value, key, out, integer=key == "trials", positive=key not in ("atol", "rtol"))
-                       for key, value in settings.items()])
-    compare = _read_compare(raw.get("compare", {}), out, args, inputs)
-    cases = _read_cases(raw.get("cases", []), out, fixable, dims)
-    doc = raw.get("doc", "")
-    if not isinstance(doc, str):
-        out.add("doc", f"must be text, got {doc!r}")
-        return None
-    if args is None or outputs is None or compare is None or cases is None or not settings_ok:
-        return None
-    return QuestionSpec(out.question, function, args, outputs, isinstance(raw["returns"], (list, dict)),
-                        int(settings["trials"]), Tolerance(float(settings["rtol"]), float(settings["atol"])),
-                        compare, cases, float(settings["kink_margin"]), float(settings["timeout"]), doc.strip())
-
-
-def _check_unique_ids(questions: list[QuestionSpec], out: _Problems) -> None:
-    seen: set[str] = set()
-    for q in questions:
-        if q.id in seen:
-            out.question = q.id
-            out.add("id", "is used by another question of this file", "give every question its own id")
-        seen.add(q.id)
-    out.question = None
-
-
-def _read_args(raw: Any, out: _Problems, known: set[str]) -> tuple[str, ...] | None:
-    if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
-        out.add("args", f"must be a list of names, got {raw!r}", "write e.g. args: [x, W1, b1]")
-        return None
-    bad = [a for a in raw if a not in known]
-    for a in bad:
-        close = difflib.get_close_matches(a, sorted(known), n=1)
-        out.add("args", f"'{a}' is not an input, dimension or node",
-                f"did you mean '{close[0]}'?" if close else "declare it under inputs or nodes")
-    if len(set(raw)) != len(raw):
-        out.add("args", "names an argument twice")
-        return None
-    return None if bad else tuple(raw)
-
-
-def _read_outputs(raw: Any, points: Any, out: _Problems, function: str) -> tuple[OutputSpec, ...] | None:
-    # Outputs are named after the function, never after their expression: students see
-    # these names, and the expression is the answer.
-    if raw is None:
-        out.add("returns", "is missing", "every question needs returns: the expected expression(s)")
-        return None
-    if isinstance(raw, str):
-        named = [(function, raw)]
-    elif isinstance(raw, list) and raw and all(isinstance(r, str) for r in raw):
-        named = [(f"{function}[{i}]", r) for i, r in enumerate(raw)]
-    elif isinstance(raw, dict) and raw and all(isinstance(v, str) for v in raw.values()):
-        named = [(str(k), v) for k, v in raw.items()]
-    else:
-        split = isinstance(raw, dict) and any(v is None for v in raw.values())
-        fix = ("inside {...} a comma splits the mapping: quote expressions that contain commas, "
-               "e.g. {dW: 'grad(loss, W)'}, or write one name: expression per line") if split \
-            else "write e.g. returns: grad(loss, W1)"
-        out.add("returns", f"must be an expression, a list of them, or a mapping name: expression; got {raw!r}",
-                fix)
-        return None
-    pts = _read_points(points, len(named), out)
-    exprs = [_parse(text, f"returns.{name}", out) for name, text in named]
-    if pts is None or any(e is None for e in exprs):
-        return None
-    return tuple(OutputSpec(n, t, e, p) for (n, t), e, p in zip(named, exprs, pts))  # type: ignore[arg-type]
-
-
-def _read_points(raw: Any, n: int, out: _Problems) -> list[float] | None:
-    values = raw if isinstance(raw, list) else [raw] * n
-    if len(values) != n:
-        out.add("points", f"lists {len(values)} values for {n} outputs", "give one number, or one per output")
-        return None
-    ok = all(_number(v, "points", out, positive=False) for v in values)
-    return [float(v) for v in values] if ok else None
-
-
-def _read_compare(raw: Any, out: _Problems, args: tuple[str, ...] | None, inputs: set[str]) -> CompareSpec | None:
-    raw = _mapping(raw, "compare", out, "write e.g. compare: {mode: positive_affine, over: [w, b]}")
-    out.unknown_keys("compare.", raw, COMPARE_KEYS)
-    mode, over, strict = raw.get("mode", "allclose"), raw.get("over", []), raw.get("strict", False)
-    ok = True
-    if mode not in COMPARE_MODES:
-        out.add("compare.mode", f"unknown mode {mode!r}", f"use one of {', '.join(COMPARE_MODES)}")
-        ok = False
-    if not isinstance(strict, bool):
-        out.add("compare.strict", f"must be true or false, got {strict!r}")
-        ok = False
-    if not isinstance(over, list) or any(a not in (args or ()) or a not in inputs for a in over):
-        out.add("compare.over", f"must list inputs among the question's arguments, got {over!r}")
-        ok = False
-    elif mode != "positive_affine" and over:
-        out.add("compare.over", f"only applies to mode positive_affine, not {mode}", "remove it or set the mode")
-        ok = False
-    elif mode == "positive_affine" and not over:
-        out.add("compare.over", "positive_affine needs the parameters the loss is minimised over",
-                "write e.g. over: [w, b]")
-        ok = False
-    elif mode == "positive_affine" and any(a not in inputs for a in args or ()):
-        out.add("args", "with compare mode positive_affine every argument must be an input, so that an "
-                        "example's data can be held fixed while the parameters are redrawn")
-        ok = False
-    return CompareSpec(mode, tuple(over), strict) if ok else None
-
-
-def _read_cases(raw: Any, out: _Problems, known: set[str], dims: set[str]) -> tuple[Mapping[str, Any], ...] | None:
-    if not isinstance(raw, list) or not all(isinstance(c, dict) and c for c in raw):
-        out.add("cases", f"must be a list of mappings name: value, got {raw!r}", "write e.g. cases: [{beta: 1000}]")
-        return None
-    bad = sorted({str(k) for c in raw for k in c if k not in known})
-    for k in bad:
-        out.add("cases", f"'{k}' is not an input or dimension")
-    sizes = sorted({f"{k}: {v!r}" for c in raw for k, v in c.items() if k in dims
-                    and not (isinstance(v, int) and not isinstance(v, bool) and v >= 1)})
-    for text in sizes:
-        out.add("cases", f"'{text}': a dimension must be a whole number >= 1")
-    return None if bad or sizes else tuple(raw)
-
-
-def _dry_run(spec: ProblemSpec, out: _Problems) -> None:
+def _dry_run(spec: ProblemSpec, out: Problems) -> None:
     """Draw each question's first trials and its cases, so mistakes show now rather than while grading."""
     from grader.sampling import compile_question, draw_trial, largest_dims  # sampling needs the model built here
 
