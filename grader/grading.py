@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from grader.compare import Comparison, compare_positive_affine, compare_values
+from grader.diagnose import Context, Failed, diagnose
 from grader.imports import forbidden_uses
 from grader.sampling import CompiledQuestion, Trial, compile_question, draw_trial, draw_trials, draw_variants
 from grader.sandbox import CallResult, Limits, LoadReport, Sandbox
@@ -95,6 +96,8 @@ class _Tally:
     warnings: dict[str, None] = field(default_factory=dict)
     # positive_affine: per example, the student's and the reference losses over the parameter draws
     examples: list[tuple[Trial, np.ndarray, np.ndarray]] = field(default_factory=list)
+    # the student's values on the failing comparisons, for the diagnoses
+    failed: list[Failed] = field(default_factory=list)
 
 
 def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None = None,
@@ -182,6 +185,8 @@ def _run_trial(sandbox: Sandbox, cq: CompiledQuestion, t: Trial, tallies: list[_
         comparison = compare_values(results[0].outputs[i], t.expected[i], q.tolerance, q.compare.strict)
         tally.comparisons.append((t, comparison))
         tally.passed += comparison.passed
+        if not comparison.passed:
+            tally.failed.append(Failed(t, results[0].outputs[i]))
     return bad is None or bad.status not in ("timeout", "crashed")
 
 
@@ -236,9 +241,11 @@ def _fold(cq: CompiledQuestion, i: int, tally: _Tally, n_trials: int, sub: Submi
     rels = [c.max_rel for c in comps if c.max_rel == c.max_rel]
     for c in comps:
         tally.warnings.update(dict.fromkeys(c.warnings))
+    names = tuple(o.name for o in q.outputs)
+    diagnosis = diagnose(tally.failed, Context(i, names, q.tolerance, tally.passed)) if status == "failed" else ()
     return OutputResult(
         cq.problem.name, q.id, q.function, out.name, status, out.points if status == "passed" else 0.0,
-        out.points, n_trials, tally.passed, message, q.tolerance, q.returns_tuple, (), _distinct(tally.warnings),
+        out.points, n_trials, tally.passed, message, q.tolerance, q.returns_tuple, diagnosis, _distinct(tally.warnings),
         max(errors) if errors else None, max(rels) if rels else None, failure)
 
 
