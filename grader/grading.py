@@ -76,6 +76,7 @@ class GradeResult:
     layers: tuple[str, ...]  # the isolation layers that were active
     elapsed: float
     graded: bool = True  # False when nothing could be run (a syntax error)
+    trials: int | None = None  # the --trials override, if any: trial numbers of fixed cases depend on it
 
     @property
     def score(self) -> float:
@@ -117,7 +118,7 @@ def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None
                                        forbidden.get(q.function))
     notes = sub.notes + tuple(f"{sub.locate(i.line)}: {i.message}" for i in load.issues)
     return GradeResult(sub.path, problem_set.name, problem_set.path, seed, tuple(outputs), notes, load.layers,
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, trials=trials)
 
 
 def _selected(q: QuestionSpec, only: str | None) -> bool:

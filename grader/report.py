@@ -26,7 +26,9 @@ def replay_command(result: GradeResult, out: OutputResult, bundled: Path) -> str
     parts = ["grade", str(result.submission)]
     if result.problems_path.resolve() != bundled.resolve():
         parts += ["--problems", str(result.problems_path)]
-    parts += ["--seed", str(result.seed), "--only", out.function, "--trial", str(out.failure.trial)]
+    parts += ["--seed", str(result.seed), "--only", out.function]
+    parts += ["--trials", str(result.trials)] if result.trials is not None else []
+    parts += ["--trial", str(out.failure.trial)]
     return shlex.join(parts)
 
 

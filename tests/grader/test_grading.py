@@ -164,3 +164,12 @@ def test_a_failure_in_a_fixed_case_says_which_case(tmp_path: Path) -> None:
     (q,) = report["questions"]
     assert q["status"] == "failed" and "NaN" in q["message"]
     assert q["failure"]["case"]["beta"] == 1000
+
+
+def test_replay_of_a_fixed_case_keeps_the_trial_count(tmp_path: Path) -> None:
+    naive = SOLUTION_SOURCE + "\n\ndef softargmax(z, beta=1.0):\n    e = np.exp(beta * z)\n    return e / e.sum()\n"
+    code, report = grade_json(write(tmp_path, naive), "--only", "softargmax", "--seed", "3", "--trials", "2")
+    failure = report["questions"][0]["failure"]
+    assert failure["case"] is not None and "--trials 2" in failure["replay"]
+    code, again = grade_json(*failure["replay"].split()[1:])
+    assert again["questions"][0]["failure"]["case"] == failure["case"]
