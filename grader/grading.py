@@ -171,7 +171,11 @@ def _run_trial(sandbox: Sandbox, cq: CompiledQuestion, t: Trial, tallies: list[_
     """Call the student on one trial and tally each output; False when calling again is pointless."""
     q = cq.question
     group = [t] + (draw_variants(cq, t, AFFINE_VARIANTS) if q.compare.mode == "positive_affine" else [])
-    results = [_call(sandbox, cq, v) for v in group]
+    results: list[CallResult] = []
+    for v in group:  # stop at the first failed call: a hang must not cost every variant its timeout
+        results.append(_call(sandbox, cq, v))
+        if results[-1].status != "ok":
+            break
     bad = next((r for r in results if r.status != "ok"), None)
     for i, tally in enumerate(tallies):
         if bad is not None:

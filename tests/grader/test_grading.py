@@ -173,3 +173,13 @@ def test_replay_of_a_fixed_case_keeps_the_trial_count(tmp_path: Path) -> None:
     assert failure["case"] is not None and "--trials 2" in failure["replay"]
     code, again = grade_json(*failure["replay"].split()[1:])
     assert again["questions"][0]["failure"]["case"] == failure["case"]
+
+
+def test_a_hanging_loss_costs_one_timeout_not_one_per_parameter_draw(tmp_path: Path) -> None:
+    source = SOLUTION_SOURCE.replace("def adaline_loss(w, b, x, y):\n", "def adaline_loss(w, b, x, y):\n"
+                                     "    while True: pass\n")
+    assert "while True" in source
+    code, report = grade_json(write(tmp_path, source), "--only", "adaline_loss", "--seed", "1", "--trials", "3")
+    (q,) = report["questions"]
+    assert q["status"] == "timeout"
+    assert report["elapsed_seconds"] < 2 * 5.0  # one 5 s timeout, not six
