@@ -55,6 +55,16 @@ def compare_values(got: np.ndarray, expected: np.ndarray, tol: Tolerance, strict
     return _values(got, expected, tol, warnings)
 
 
+def within_tolerance(got: np.ndarray, expected: np.ndarray, tol: Tolerance) -> bool:
+    """The plain rule, for callers that need only a yes: same shape, finite, every element within tolerance."""
+    return (got.shape == expected.shape and bool(np.all(np.isfinite(got)))
+            and bool(np.all(np.abs(got - expected) <= _allowed(expected, tol))))
+
+
+def _allowed(expected: np.ndarray, tol: Tolerance) -> np.ndarray:
+    return tol.atol + tol.rtol * np.abs(expected)
+
+
 def _match_shape(got: np.ndarray, expected: np.ndarray, strict: bool) -> tuple[np.ndarray, tuple[str, ...], str]:
     if got.shape == expected.shape:
         return got, (), ""
@@ -87,7 +97,7 @@ def _values(got: np.ndarray, expected: np.ndarray, tol: Tolerance, warnings: tup
     if got.size == 0:
         return Comparison(True, "", warnings, 0.0, 0.0, size=0)
     err = np.abs(got - expected)
-    allowed = tol.atol + tol.rtol * np.abs(expected)
+    allowed = _allowed(expected, tol)
     bad = err > allowed
     with np.errstate(all="ignore"):  # subnormal expected values overflow the ratios; inf is the honest answer
         rel = np.where(err == 0, 0.0, err / np.abs(expected))

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from grader.compare import within_tolerance
 from grader.sampling import Trial
 from grader.spec import Tolerance
 
@@ -42,12 +43,6 @@ class Context:
         return f.trial.expected[self.output]
 
 
-def _close(got: np.ndarray, expected: np.ndarray, tol: Tolerance) -> bool:
-    """Same shape, finite, and within ``atol + rtol * |expected|`` element-wise (never broadcast)."""
-    return (got.shape == expected.shape and bool(np.all(np.isfinite(got)))
-            and bool(np.all(np.abs(got - expected) <= tol.atol + tol.rtol * np.abs(expected))))
-
-
 def _aligned(got: np.ndarray, expected: np.ndarray) -> np.ndarray | None:
     """``got`` in the expected shape when only axes of size 1 differ, else None."""
     same = [n for n in got.shape if n != 1] == [n for n in expected.shape if n != 1]
@@ -65,8 +60,8 @@ def transposed(failures: Sequence[Failed], ctx: Context) -> str | None:
     """The student returned the transpose of a (non-symmetric) expected matrix."""
     def fits(f: Failed) -> bool:
         e = ctx.expected(f)
-        return (e.ndim == 2 and f.got.shape == e.T.shape and not _close(e.T, e, ctx.tol)
-                and _close(f.got, e.T, ctx.tol))
+        return (e.ndim == 2 and f.got.shape == e.T.shape and not within_tolerance(e.T, e, ctx.tol)
+                and within_tolerance(f.got, e.T, ctx.tol))
     if all(fits(f) for f in failures):
         return ("the transpose of the expected matrix: check which index is the row "
                 "(J[i, j] = d out_i / d in_j; a gradient has its parameter's shape)")
@@ -81,7 +76,7 @@ def _factor(f: Failed, ctx: Context) -> float | None:
         return None
     c = float(np.sum(g * e) / np.sum(e * e))
     clearly_off = abs(c - 1) > 1e-3 and abs(c) > 1e-9  # c = 0 is the all-zeros diagnosis
-    return c if clearly_off and _close(g, c * e, ctx.tol) else None
+    return c if clearly_off and within_tolerance(g, c * e, ctx.tol) else None
 
 
 def constant_factor(failures: Sequence[Failed], ctx: Context) -> str | None:
@@ -125,12 +120,12 @@ def diagonal_vector(failures: Sequence[Failed], ctx: Context) -> str | None:
     """A vector for a diagonal matrix, or a diagonal matrix for a vector."""
     def vector_for_matrix(f: Failed) -> bool:
         e = ctx.expected(f)
-        return _is_diagonal(e, ctx.tol.atol) and f.got.ndim == 1 and _close(f.got, np.diag(e), ctx.tol)
+        return _is_diagonal(e, ctx.tol.atol) and f.got.ndim == 1 and within_tolerance(f.got, np.diag(e), ctx.tol)
 
     def matrix_for_vector(f: Failed) -> bool:
         e = ctx.expected(f)
         return (e.ndim == 1 and f.got.shape == (e.size, e.size) and _is_diagonal(f.got, ctx.tol.atol)
-                and _close(np.diag(f.got), e, ctx.tol))
+                and within_tolerance(np.diag(f.got), e, ctx.tol))
     if _nonzero_count(failures, ctx) < 2:
         return None
     if all(vector_for_matrix(f) for f in failures):
@@ -158,7 +153,7 @@ def overflow(failures: Sequence[Failed], ctx: Context) -> str | None:
 def tuple_order(failures: Sequence[Failed], ctx: Context) -> str | None:
     """This output equals another output's expected value: the tuple is returned in another order."""
     for j, other in enumerate(ctx.names):
-        if j != ctx.output and all(_close(f.got, f.trial.expected[j], ctx.tol) for f in failures):
+        if j != ctx.output and all(within_tolerance(f.got, f.trial.expected[j], ctx.tol) for f in failures):
             return f"equals the expected '{other}': are the returned values in the order ({', '.join(ctx.names)})?"
     return None
 

@@ -110,7 +110,7 @@ def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None
     if sub.syntax_error is not None:
         return _ungraded(sub, problem_set, seed, selected, start)
     forbidden = forbidden_uses(sub.source, problem_set.forbidden_imports)
-    with Sandbox(sub.source, sub.name, limits or Limits()) as sandbox:
+    with Sandbox(sub.source, sub.name, limits or Limits(), sub.locate) as sandbox:
         load = sandbox.load()
         outputs: list[OutputResult] = []
         for p, q in selected:
@@ -156,7 +156,7 @@ def _grade_question(sandbox: Sandbox, load: LoadReport, sub: Submission, cq: Com
     for t in drawn:
         if not _run_trial(sandbox, cq, t, tallies):
             break  # a timeout or crash: more calls would only cost more time
-    return [_fold(cq, i, tally, len(drawn), sub) for i, tally in enumerate(tallies)]
+    return [_fold(cq, i, tally, len(drawn)) for i, tally in enumerate(tallies)]
 
 
 def _trials(cq: CompiledQuestion, seed: int, trials: int | None, only_trial: int | None) -> list[Trial]:
@@ -236,10 +236,10 @@ def _judge_examples(q: QuestionSpec, tally: _Tally) -> None:
     tally.comparisons.append((trials[0], joint))
 
 
-def _fold(cq: CompiledQuestion, i: int, tally: _Tally, n_trials: int, sub: Submission) -> OutputResult:
+def _fold(cq: CompiledQuestion, i: int, tally: _Tally, n_trials: int) -> OutputResult:
     q, out = cq.question, cq.question.outputs[i]
     _judge_examples(q, tally)
-    status, message, failure = _verdict(tally, sub)
+    status, message, failure = _verdict(tally)
     # a failed output's worst error is that of its failing trials, not of the ones that passed
     comps = [c for _, c in tally.comparisons if status == "passed" or not c.passed]
     errors = [c.max_abs for c in comps if c.max_abs == c.max_abs]  # NaN means "not measured"
@@ -262,7 +262,7 @@ def _distinct(warnings: Iterable[str]) -> tuple[str, ...]:
     return tuple(kinds.values())
 
 
-def _verdict(tally: _Tally, sub: Submission) -> tuple[str, str, TrialFailure | None]:
+def _verdict(tally: _Tally) -> tuple[str, str, TrialFailure | None]:
     if tally.call_failure is not None:
         t, r = tally.call_failure
         status = "timeout" if r.status == "timeout" else "error"

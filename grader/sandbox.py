@@ -22,7 +22,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ import numpy as np
 from grader.sandbox_process import (KiB, MiB, Limits, SandboxError, Worker, apply_rlimits, describe_exit,
                                     rlimit_plan, size, worker_command, worker_environment)
 from grader.sandbox_protocol import (LOADED, LOADING, MAX_TEXT, RESULT, Malformed, clean, encode_args, fields,
-                                     parse_payload, request, where)
+                                     line_number, parse_payload, request, where)
 
 STATUSES = ("ok", "error", "timeout", "crashed", "missing")
 STARTUP_TIMEOUT = 30.0  # python + numpy on a cold disk; no student code runs before the first event
@@ -91,8 +91,10 @@ class Sandbox:
     manager (or call ``close``) so that nothing it started outlives it.
     """
 
-    def __init__(self, source: str, filename: str, limits: Limits = Limits()) -> None:
-        self._source, self._filename, self._limits = source, filename, limits
+    def __init__(self, source: str, filename: str, limits: Limits = Limits(),
+                 locate: Callable[[int], str] = line_number) -> None:
+        """``locate`` names a line of ``source`` in messages (a notebook's code is numbered by cell)."""
+        self._source, self._filename, self._limits, self._locate = source, filename, limits, locate
         self._plan = rlimit_plan(limits)
         self._scratch = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
         self._live: list[Worker] = []  # the running worker, if any; shared with the finalizer
@@ -138,7 +140,7 @@ class Sandbox:
                 loaded, gave_up = _Loaded((), (), ""), [LoadIssue(0, "crashed", loaded)]
             else:
                 gave_up = []
-            issues = sorted([*self._skipped.values(), *map(_load_issue, loaded.errors), *gave_up],
+            issues = sorted([*self._skipped.values(), *(_load_issue(e, self._locate) for e in loaded.errors), *gave_up],
                             key=lambda i: i.line)
             self._report = LoadReport(loaded.functions, tuple(issues), tuple(sorted(self._skipped)), self.layers,
                                       loaded.stdout)
@@ -214,7 +216,7 @@ class Sandbox:
             return text
         if err["kind"] == "exit":
             return f"{text} during the call"
-        message = f"{clean(err['type'])}: {text}{where(err['frames'])}"
+        message = f"{clean(err['type'])}: {text}{where(err['frames'], self._locate)}"
         if err["kind"] == "memory":
             return f"ran out of memory (limit {size(self._limits.memory)}): {message}"
         return message
@@ -295,13 +297,13 @@ def _failed(status: str, message: str, elapsed: float = 0.0, stdout: str = "") -
     return CallResult(status, (), (), (), message, elapsed, stdout)
 
 
-def _load_issue(error: dict) -> LoadIssue:
+def _load_issue(error: dict, locate: Callable[[int], str]) -> LoadIssue:
     text = clean(error["message"])
     if error["kind"] == "exit":
         return LoadIssue(error["line"], "exit", f"{text} while loading; the statements after it still ran")
     if error["kind"] == "syntax":
         return LoadIssue(error["line"], "syntax", f"SyntaxError: {text}")
-    return LoadIssue(error["line"], "exception", f"{clean(error['type'])}: {text}{where(error['frames'])}; "
+    return LoadIssue(error["line"], "exception", f"{clean(error['type'])}: {text}{where(error['frames'], locate)}; "
                      "the statements after it still ran")
 
 

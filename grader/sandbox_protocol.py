@@ -142,10 +142,15 @@ def encode_args(args: Sequence[tuple[str, np.ndarray | int | float]]) -> tuple[l
     return names, kinds, arrays
 
 
-def where(frames: Sequence[dict]) -> str:
+def line_number(line: int) -> str:
+    """The plain way to name a line; a notebook names cells instead (Submission.locate)."""
+    return f"line {line}"
+
+
+def where(frames: Sequence[dict], locate: Callable[[int], str] = line_number) -> str:
     """Where an error showed up, as ' (file, line N, in function: source)'; empty without frames."""
     if not frames:
         return ""
     f = frames[-1]  # the innermost frame in the student's file is where the error showed up
     source = f": {clean(f['source'])}" if f["source"] else ""
-    return f" ({clean(f['file'])}, line {f['line']}, in {clean(f['function'])}{source})"
+    return f" ({clean(f['file'])}, {locate(f['line'])}, in {clean(f['function'])}{source})"

@@ -183,3 +183,16 @@ def test_a_hanging_loss_costs_one_timeout_not_one_per_parameter_draw(tmp_path: P
     (q,) = report["questions"]
     assert q["status"] == "timeout"
     assert report["elapsed_seconds"] < 2 * 5.0  # one 5 s timeout, not six
+
+
+def test_errors_in_a_notebook_point_at_the_cell(tmp_path: Path) -> None:
+    cells = [{"cell_type": "markdown", "source": ["# HW1"], "metadata": {}},
+             {"cell_type": "code", "source": ["import numpy as np\n", "undefined_at_load\n"], "metadata": {},
+              "outputs": [], "execution_count": None},
+             {"cell_type": "code", "source": ["def reg_loss(yhat, y):\n", "    return 1 / 0\n"], "metadata": {},
+              "outputs": [], "execution_count": None}]
+    nb = write(tmp_path, json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}),
+               "hw.ipynb")
+    code, report = grade_json(nb, "--only", "reg_loss", "--seed", "1", "--trials", "1")
+    assert "cell 3, line 2, in reg_loss" in report["questions"][0]["message"]
+    assert any(n.startswith("cell 2, line 2: NameError") for n in report["notes"])
