@@ -85,15 +85,15 @@ def submission(submissions: tuple[Path, ...], problems: Path | None, only: str |
             results.append(grade(sub, problem_set, seed, only=only, trials=trials, trial=trial))
         except SubmissionError as exc:
             unreadable.append(str(exc))
-            click.echo(f"Error: {exc}", err=True)
-    if results and not any(r.outputs for r in results):
-        raise ToolkitFailure(f"no question matches --only {only!r}")
-    if results:
-        text = render_json(results, bundled_problems()) if fmt == "json" else "\n\n".join(
-            render_text(r, bundled_problems()) for r in results)
-        _emit(text, output)
     if not results:
         raise ToolkitFailure("nothing could be graded: " + "; ".join(unreadable))
+    for problem in unreadable:  # the others were graded; say which were not
+        click.echo(f"Error: {problem}", err=True)
+    if not any(r.outputs for r in results):
+        raise ToolkitFailure(f"no question matches --only {only!r}")
+    text = render_json(results, bundled_problems()) if fmt == "json" else "\n\n".join(
+        render_text(r, bundled_problems()) for r in results)
+    _emit(text, output)
 
 
 @main.command()

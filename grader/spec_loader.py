@@ -30,6 +30,8 @@ INPUT_KEYS = ("shape", "dist")
 
 def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
     """Read a problem-set folder or a single spec file; return what was built and every problem."""
+    if path.name == SET_FILE:  # the set's settings, not a problem: the set is the folder
+        path = path.parent
     if not path.exists():
         return None, [SpecProblem(str(path), None, "path", "does not exist",
                                   "give a problem-set folder or a .yaml spec file")]

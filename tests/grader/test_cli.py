@@ -83,3 +83,15 @@ def test_console_script_has_no_traceback_on_missing_path(tmp_path: Path) -> None
     out = subprocess.run([str(grade), "validate", str(tmp_path / "missing")], capture_output=True, text=True)
     assert out.returncode == 1
     assert "does not exist" in out.stdout and "Traceback" not in out.stdout + out.stderr
+
+
+def test_validating_set_yaml_validates_its_folder() -> None:
+    code, out = invoke("validate", str(BUNDLED / "set.yaml"))
+    assert code == 0 and "OK: problem set 'hw1'" in out
+
+
+def test_an_unreadable_submission_among_others_is_named_once(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, [str(tmp_path), str(BUNDLED.parent.parent / "submissions" / "template.py"),
+                                       "--only", "shear", "--trials", "1"])
+    assert result.exit_code == 0
+    assert result.output.count("is a folder") == 1 and "Total:" in result.output
