@@ -9,13 +9,16 @@ timeouts, get no diagnosis: there are no numbers to test.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from grader.compare import within_tolerance
-from grader.sampling import Trial
+from grader.diagnose_graph import aligned, jacobian_layout, neighbouring_quantity, partial_input, path_mistake, \
+    problem_constants
+from grader.sampling import CompiledQuestion, Trial
 from grader.spec import Tolerance
 
 LARGE_INPUT = 30.0  # |x| above this overflows exp(x) in float32 and soon after in float64 chains
@@ -38,15 +41,10 @@ class Context:
     names: tuple[str, ...]  # the question's outputs, in the order the student must return them
     tol: Tolerance
     passed: int  # trials of this output that passed
+    cq: CompiledQuestion | None = None  # the question's graphs, for the hypotheses that re-evaluate them
 
     def expected(self, f: Failed) -> np.ndarray:
         return f.trial.expected[self.output]
-
-
-def _aligned(got: np.ndarray, expected: np.ndarray) -> np.ndarray | None:
-    """``got`` in the expected shape when only axes of size 1 differ, else None."""
-    same = [n for n in got.shape if n != 1] == [n for n in expected.shape if n != 1]
-    return got.reshape(expected.shape) if same else None
 
 
 def _nonzero_count(failures: Sequence[Failed], ctx: Context) -> int:
@@ -71,7 +69,7 @@ def transposed(failures: Sequence[Failed], ctx: Context) -> str | None:
 def _factor(f: Failed, ctx: Context) -> float | None:
     """The one ``c`` with ``got = c * expected`` on this trial (least squares), if it fits every element."""
     e = ctx.expected(f)
-    g = _aligned(f.got, e)
+    g = aligned(f.got, e.shape)
     if g is None or not np.all(np.isfinite(g)) or not np.any(np.abs(e) > ctx.tol.atol):
         return None
     c = float(np.sum(g * e) / np.sum(e * e))
@@ -87,8 +85,19 @@ def constant_factor(failures: Sequence[Failed], ctx: Context) -> str | None:
     factors = [float(c) for c in cs if c is not None]
     if all(abs(c - factors[0]) <= FACTOR_RTOL * abs(factors[0]) for c in factors):
         flipped = ": the sign is flipped" if abs(factors[0] + 1) <= FACTOR_RTOL else ""
-        return f"off by a constant factor of {factors[0]:g}{flipped}"
+        return f"off by a constant factor of {factors[0]:g}{flipped}{_tied(factors[0], ctx)}"
     return _dimension_factor(failures, factors)
+
+
+def _tied(c: float, ctx: Context) -> str:
+    """The constants of the spec's expression that explain a factor ``c``: one left out, or one counted twice."""
+    found = []
+    for k, where in problem_constants(ctx.cq, ctx.output):
+        if abs(c * k - 1) <= FACTOR_RTOL:
+            found.append(f"the factor {k:g} of '{where}' left out")
+        elif abs(c - k) <= FACTOR_RTOL * abs(k):
+            found.append(f"the factor {k:g} of '{where}' counted twice")
+    return f" ({'; or '.join(found)}?)" if found else ""
 
 
 def _dimension_factor(failures: Sequence[Failed], factors: list[float]) -> str | None:
@@ -158,9 +167,16 @@ def tuple_order(failures: Sequence[Failed], ctx: Context) -> str | None:
     return None
 
 
-HYPOTHESES: tuple[Callable[[Sequence[Failed], Context], str | None], ...] = (
-    transposed, diagonal_vector, constant_factor, all_zeros, tuple_order, overflow,
+Hypothesis = Callable[[Sequence[Failed], Context], "str | None"]
+HYPOTHESES: tuple[Hypothesis, ...] = (
+    transposed, diagonal_vector, jacobian_layout, constant_factor, all_zeros, tuple_order, overflow,
 )
+# Hypotheses that re-evaluate the reference graph: dearer, and only for finite answers, since no
+# alternative formula yields a NaN that the student's arithmetic did.
+GRAPH_HYPOTHESES: tuple[Hypothesis, ...] = (path_mistake, neighbouring_quantity, partial_input)
+# Said only when nothing before them explains the answer: a forgotten sigmoid' also "equals dL/dh",
+# and a missing factor also makes the answer "wrong only where z1 > 0".
+AFTERTHOUGHTS = (neighbouring_quantity, partial_input)
 
 
 def diagnose(failures: Sequence[Failed], ctx: Context) -> tuple[str, ...]:
@@ -171,5 +187,20 @@ def diagnose(failures: Sequence[Failed], ctx: Context) -> tuple[str, ...]:
     """
     if not failures:
         return ()
-    found = (h(failures, ctx) for h in HYPOTHESES if h is not tuple_order or len(ctx.names) > 1)
-    return tuple(d for d in found if d)
+    hypotheses = [h for h in HYPOTHESES if h is not tuple_order or len(ctx.names) > 1]
+    if all(np.all(np.isfinite(f.got)) for f in failures):
+        hypotheses += GRAPH_HYPOTHESES
+    found: list[str] = []
+    for h in hypotheses:
+        if h in AFTERTHOUGHTS and found:  # a whole explanation makes these a distraction
+            continue
+        d = h(failures, ctx)
+        if d and not _restates(d, found):
+            found.append(d)
+    return tuple(found)
+
+
+def _restates(diagnosis: str, earlier: Sequence[str]) -> bool:
+    """A path mistake that names the same factor an earlier factor diagnosis already tied to the spec."""
+    factor = re.search(r"the factor \S+ of '[^']*'", diagnosis)
+    return factor is not None and "; or with" not in diagnosis and any(factor.group() in e for e in earlier)

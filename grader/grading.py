@@ -247,7 +247,7 @@ def _fold(cq: CompiledQuestion, i: int, tally: _Tally, n_trials: int) -> OutputR
     for c in comps:
         tally.warnings.update(dict.fromkeys(c.warnings))
     names = tuple(o.name for o in q.outputs)
-    diagnosis = diagnose(tally.failed, Context(i, names, q.tolerance, tally.passed)) if status == "failed" else ()
+    diagnosis = diagnose(tally.failed, Context(i, names, q.tolerance, tally.passed, cq)) if status == "failed" else ()
     return OutputResult(
         cq.problem.name, q.id, q.function, out.name, status, out.points if status == "passed" else 0.0,
         out.points, n_trials, tally.passed, message, q.tolerance, q.returns_tuple, diagnosis, _distinct(tally.warnings),

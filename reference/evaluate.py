@@ -12,7 +12,10 @@ each op's hand-written VJP:
   x's shape.
 
 An ``observe`` callback sees every op application with its argument values;
-sampling uses it to measure how close a draw came to an op's kink.
+sampling uses it to measure how close a draw came to an op's kink. ``replace``
+swaps the op of chosen nodes (by ``id``) for another: the diagnoses re-evaluate a
+reference with one derivative factor dropped or one function confused, to test
+a hypothesis about a student's mistake against the numbers.
 """
 
 from __future__ import annotations
@@ -23,16 +26,18 @@ import numpy as np
 
 from reference.errors import EvaluationError
 from reference.graph import Apply, Constant, Derivative, Leaf, Node, operands, walk
+from reference.ops import Op
 
 Array = np.ndarray
 Observer = Callable[[Apply, tuple[Array, ...]], None]
 _NUMPY_ERRORS = (ValueError, TypeError, IndexError, ZeroDivisionError, np.linalg.LinAlgError)
 
 
-def evaluate(node: Node, env: Mapping[str, Array], observe: Observer | None = None) -> Array:
-    """The float64 value of ``node`` given the values of its leaves."""
+def evaluate(node: Node, env: Mapping[str, Array], observe: Observer | None = None,
+             replace: Mapping[int, Op] | None = None) -> Array:
+    """The float64 value of ``node`` given the values of its leaves (and ops replaced by node id)."""
     with np.errstate(all="ignore"):  # non-finite values are judged by the caller, not warned about
-        return _Evaluator(env, observe).value(node)
+        return _Evaluator(env, observe, replace or {}).value(node)
 
 
 def jacobian_shape(f_shape: tuple[int, ...], x_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -42,10 +47,14 @@ def jacobian_shape(f_shape: tuple[int, ...], x_shape: tuple[int, ...]) -> tuple[
 
 
 class _Evaluator:
-    def __init__(self, env: Mapping[str, Array], observe: Observer | None) -> None:
+    def __init__(self, env: Mapping[str, Array], observe: Observer | None, replace: Mapping[int, Op]) -> None:
         self.env = env
         self.observe = observe
+        self.replace = replace
         self.memo: dict[int, Array] = {}
+
+    def op(self, node: Apply) -> Op:
+        return self.replace.get(id(node), node.op)
 
     def value(self, node: Node) -> Array:
         key = id(node)
@@ -71,7 +80,7 @@ class _Evaluator:
         if self.observe is not None:
             self.observe(node, args)
         try:
-            out = node.op.forward(*args, **node.params)
+            out = self.op(node).forward(*args, **node.params)
         except EvaluationError as exc:
             raise EvaluationError(f"in '{node.text}': {exc}") from None
         except _NUMPY_ERRORS as exc:
@@ -81,7 +90,7 @@ class _Evaluator:
 
     def _derivative(self, node: Derivative) -> Array:
         at = self.memo[id(node.at)]
-        inner = _Evaluator({**self.env, node.wrt: at}, self.observe)
+        inner = _Evaluator({**self.env, node.wrt: at}, self.observe, self.replace)
         f = inner.value(node.f)
         if node.kind == "grad":
             if f.shape != ():
@@ -151,7 +160,7 @@ def _backward_one(order: list[Node], live: set[int], root: Node, wrt: str, seed:
 
 def _propagate(node: Apply, g: Array, live: set[int], grads: dict[int, Array], ev: _Evaluator) -> None:
     args = tuple(ev.memo[id(a)] for a in node.args)
-    cts = node.op.vjp(g, ev.memo[id(node)], *args, **node.params)
+    cts = ev.op(node).vjp(g, ev.memo[id(node)], *args, **node.params)
     for arg, ct in zip(node.args, cts):
         if ct is None or id(arg) not in live:
             continue

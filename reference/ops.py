@@ -29,6 +29,20 @@ GELU_A = 0.044715
 
 
 @dataclass(frozen=True)
+class Related:
+    """A function students confuse with an op (a different formula, a derivative with a factor dropped).
+
+    Never used to compute an expected value: the diagnoses re-evaluate a graph with
+    the op replaced by it, to say "your answer is the exact GELU" when the numbers
+    prove it.
+    """
+
+    name: str  # what the student computed, as a student would say it
+    forward: Callable[..., Array]
+    vjp: Callable[..., tuple[Array | None, ...]]
+
+
+@dataclass(frozen=True)
 class Op:
     """One differentiable operation."""
 
@@ -43,6 +57,10 @@ class Op:
     kink_where: str = ""
     nondiff_args: frozenset[int] = frozenset()
     doc: str = ""
+    # the VJP multiplies by a local derivative of the one argument, a factor a student may
+    # forget or apply twice on the chain-rule path (the diagnoses try both)
+    chain_factor: bool = False
+    related: tuple[Related, ...] = ()
 
 
 # --- helpers ---------------------------------------------------------------
@@ -197,9 +215,29 @@ def _gelu(x: Array) -> Array:
     return 0.5 * x * (1.0 + np.tanh(GELU_C * (x + GELU_A * x**3)))
 
 
-def _gelu_grad(x: Array) -> Array:
+def _gelu_grad(x: Array, inner: bool = True) -> Array:
     t = np.tanh(GELU_C * (x + GELU_A * x**3))
-    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t**2) * GELU_C * (1.0 + 3.0 * GELU_A * x**2)
+    inner_factor = (1.0 + 3.0 * GELU_A * x**2) if inner else 1.0  # d/dx of the tanh's argument, over GELU_C
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t**2) * GELU_C * inner_factor
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu_exact(x: Array) -> Array:
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _gelu_exact_grad(x: Array) -> Array:
+    return 0.5 * (1.0 + _erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x**2) / math.sqrt(2.0 * math.pi)
+
+
+GELU_RELATED = (
+    Related("the exact GELU x·Φ(x) (with the normal CDF), not the tanh approximation asked here",
+            _gelu_exact, lambda g, o, a: (g * _gelu_exact_grad(a),)),
+    Related("the tanh-GELU derivative without the inner factor (1 + 3·0.044715·x²), the derivative of "
+            "the tanh's argument", _gelu, lambda g, o, a: (g * _gelu_grad(a, inner=False),)),
+)
 
 
 # --- sample arguments for the registry-wide test ---------------------------
@@ -307,36 +345,40 @@ def _registry() -> dict[str, Op]:
            lambda g, o, a, axis=-1: (o * (g - np.sum(g * o, axis=axis, keepdims=True)),),
            lambda t, a, axis=-1: t.softmax(a, dim=axis),
            lambda rng: [((_draw(rng, (4,)),), {}), ((_draw(rng, (3, 2)),), {"axis": 0})],
-           params={"axis": -1}, doc="exp(a) / sum(exp(a)) along axis (default last), computed stably"),
+           params={"axis": -1}, doc="exp(a) / sum(exp(a)) along axis (default last), computed stably",
+           chain_factor=True),
         # element-wise functions
-        Op("exp", 1, np.exp, lambda g, o, a: (g * o,), lambda t, a: t.exp(a), _unary()),
+        Op("exp", 1, np.exp, lambda g, o, a: (g * o,), lambda t, a: t.exp(a), _unary(), chain_factor=True),
         Op("log", 1, np.log, lambda g, o, a: (g / a,), lambda t, a: t.log(a), _unary(positive=True),
-           kink=lambda a: _in_positive_domain(a), kink_where="log at a <= 0"),
+           kink=lambda a: _in_positive_domain(a), kink_where="log at a <= 0", chain_factor=True),
         Op("sqrt", 1, np.sqrt, lambda g, o, a: (g / (2.0 * o),), lambda t, a: t.sqrt(a), _unary(positive=True),
-           kink=lambda a: _in_positive_domain(a), kink_where="sqrt at a <= 0"),
-        Op("tanh", 1, np.tanh, lambda g, o, a: (g * (1.0 - o**2),), lambda t, a: t.tanh(a), _unary()),
-        Op("cosh", 1, np.cosh, lambda g, o, a: (g * np.sinh(a),), lambda t, a: t.cosh(a), _unary()),
-        Op("cos", 1, np.cos, lambda g, o, a: (-g * np.sin(a),), lambda t, a: t.cos(a), _unary()),
-        Op("sin", 1, np.sin, lambda g, o, a: (g * np.cos(a),), lambda t, a: t.sin(a), _unary()),
+           kink=lambda a: _in_positive_domain(a), kink_where="sqrt at a <= 0", chain_factor=True),
+        Op("tanh", 1, np.tanh, lambda g, o, a: (g * (1.0 - o**2),), lambda t, a: t.tanh(a), _unary(),
+           chain_factor=True),
+        Op("cosh", 1, np.cosh, lambda g, o, a: (g * np.sinh(a),), lambda t, a: t.cosh(a), _unary(), chain_factor=True),
+        Op("cos", 1, np.cos, lambda g, o, a: (-g * np.sin(a),), lambda t, a: t.cos(a), _unary(), chain_factor=True),
+        Op("sin", 1, np.sin, lambda g, o, a: (g * np.cos(a),), lambda t, a: t.sin(a), _unary(), chain_factor=True),
         Op("sigmoid", 1, _sigmoid, lambda g, o, a: (g * o * (1.0 - o),), lambda t, a: t.sigmoid(a), _wide_unary,
-           doc="logistic 1 / (1 + exp(-a)), computed stably"),
+           doc="logistic 1 / (1 + exp(-a)), computed stably", chain_factor=True),
         Op("relu", 1, lambda a: np.maximum(a, 0.0), lambda g, o, a: (g * (a > 0),), lambda t, a: t.relu(a),
-           _unary(), kink=_min_abs, kink_where="relu at 0"),
+           _unary(), kink=_min_abs, kink_where="relu at 0", chain_factor=True),
         Op("leaky_relu", 1, lambda a, slope=0.01: np.where(a > 0, a, slope * a),
            lambda g, o, a, slope=0.01: (g * np.where(a > 0, 1.0, slope),),
            lambda t, a, slope=0.01: t.nn.functional.leaky_relu(a, slope), _unary(slope=0.2),
            params={"slope": 0.01}, kink=lambda a, slope=0.01: _min_abs(a), kink_where="leaky_relu at 0",
-           doc="a for a > 0, slope * a otherwise (slope=0.01)"),
+           doc="a for a > 0, slope * a otherwise (slope=0.01)", chain_factor=True),
         Op("softplus", 1, lambda a: np.logaddexp(0.0, a), lambda g, o, a: (g * _sigmoid(a),),
            # not torch's softplus: above its threshold (20) it returns a itself, off by 2e-9
-           lambda t, a: t.logaddexp(t.zeros_like(a), a), _wide_unary, doc="log(1 + exp(a)), computed stably"),
+           lambda t, a: t.logaddexp(t.zeros_like(a), a), _wide_unary, doc="log(1 + exp(a)), computed stably",
+           chain_factor=True),
         Op("gelu", 1, _gelu, lambda g, o, a: (g * _gelu_grad(a),),
            lambda t, a: t.nn.functional.gelu(a, approximate="tanh"), _unary(),
-           doc="0.5 a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3))), the tanh approximation"),
+           doc="0.5 a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3))), the tanh approximation",
+           chain_factor=True, related=GELU_RELATED),
         Op("sign", 1, np.sign, lambda g, o, a: (np.zeros_like(a),), lambda t, a: t.sign(a), _unary(),
            kink=_min_abs, kink_where="sign at 0"),
         Op("abs", 1, np.abs, lambda g, o, a: (g * np.sign(a),), lambda t, a: t.abs(a), _unary(),
-           kink=_min_abs, kink_where="abs at 0"),
+           kink=_min_abs, kink_where="abs at 0", chain_factor=True),
         Op("maximum", 2, np.maximum,
            lambda g, o, a, b: (unbroadcast(g * (a > b), a.shape), unbroadcast(g * (a < b), b.shape)),
            lambda t, a, b: t.maximum(a, b), _binary(),
