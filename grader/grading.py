@@ -14,7 +14,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,6 +25,7 @@ from grader.diagnose import Context, Failed, diagnose
 from grader.imports import forbidden_uses
 from grader.sampling import CompiledQuestion, Trial, compile_question, draw_trial, draw_trials, draw_variants
 from grader.sandbox import CallResult, Limits, LoadReport, Sandbox
+from grader.shrink import Example, smallest_example
 from grader.spec import ProblemSet, QuestionSpec, Tolerance
 from grader.submission import Submission, SyntaxIssue, read_submission
 from reference.errors import ToolkitError
@@ -42,6 +43,7 @@ class TrialFailure:
     message: str
     comparison: Comparison | None
     case: dict[str, object] | None = None  # the fixed values, when the trial is one of the spec's cases
+    example: Example | None = None  # the simplest failing call, for values that were wrong (not raised)
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,32 @@ def _grade_question(sandbox: Sandbox, load: LoadReport, sub: Submission, cq: Com
     for t in drawn:
         if not _run_trial(sandbox, cq, t, tallies):
             break  # a timeout or crash: more calls would only cost more time
-    return [_fold(cq, i, tally, len(drawn)) for i, tally in enumerate(tallies)]
+    calls: dict[tuple, CallResult] = {}  # the student's results on simpler trials, shared by the outputs
+    return [_with_example(sandbox, cq, i, _fold(cq, i, tally, len(drawn)), tally, calls)
+            for i, tally in enumerate(tallies)]
+
+
+def _with_example(sandbox: Sandbox, cq: CompiledQuestion, i: int, result: OutputResult, tally: _Tally,
+                  calls: dict) -> OutputResult:
+    """``result`` with the smallest failing example of a wrong value attached (losses up to a factor have none)."""
+    f = result.failure
+    base = next((x for x in tally.failed if f is not None and x.trial.index == f.trial), None)
+    if result.status != "failed" or f is None or base is None or cq.question.compare.mode == "positive_affine":
+        return result
+    q = cq.question
+
+    def call(t: Trial) -> np.ndarray | None:
+        key = tuple(sorted(t.dims.items())), tuple((k, v.shape, v.tobytes()) for k, v in t.args.items())
+        if key not in calls:
+            calls[key] = _call(sandbox, cq, t)
+        r = calls[key]
+        return r.outputs[i] if r.status == "ok" else None
+
+    def fails(got: np.ndarray, t: Trial) -> bool:
+        return not compare_values(got, t.expected[i], q.tolerance, q.compare.strict).passed
+
+    example = smallest_example(cq, base.trial, base.got, i, call, fails)
+    return replace(result, failure=replace(f, example=example))
 
 
 def _trials(cq: CompiledQuestion, seed: int, trials: int | None, only_trial: int | None) -> list[Trial]:

@@ -13,7 +13,10 @@ import shlex
 from pathlib import Path
 from typing import Any, Sequence
 
-from grader.grading import GradeResult, OutputResult
+import numpy as np
+
+from grader.grading import GradeResult, OutputResult, TrialFailure
+from grader.shrink import Example
 from grader.textutil import short, table
 
 REPORT_VERSION = 1
@@ -64,21 +67,51 @@ def _details(result: GradeResult, o: OutputResult, bundled: Path) -> list[str]:
     lines = [f"{o.question}: {_label(o)}  [{o.status}]"]
     if o.message:
         lines.append(f"  {o.message}")
-    lines += [f"  diagnosis: {d}" for d in o.diagnosis]
     f = o.failure
-    if f is not None and f.comparison is not None and f.comparison.n_bad and f.comparison.max_abs == f.comparison.max_abs:
-        c = f.comparison
-        where = f" at index {list(c.worst_index)}" if c.worst_index else ""
-        lines.append(f"  tolerance report: worst abs error {c.max_abs:.3g}, worst rel error {c.max_rel:.3g}"
-                     f"{where}; {100 * c.share_bad:.0f}% of {c.size} element(s) outside "
-                     f"atol {o.tolerance.atol:g} + rtol {o.tolerance.rtol:g} x |expected|")
+    if f is not None and (o.diagnosis or f.comparison is not None):
+        lines += _tolerance_block(result, o, f)
+    if f is not None and f.example is not None:
+        lines += _example_block(o.function, f.example)
     if f is not None:
-        dims = ", ".join(f"{k}={v}" for k, v in f.dims.items()) or "none"
-        case = f"the fixed case {', '.join(f'{k}={v}' for k, v in f.case.items())}; " if f.case else ""
-        lines.append(f"  failing trial {f.trial} ({case}dims {dims}), seed {result.seed}")
         lines.append(f"  replay: {replay_command(result, o, bundled)}")
     lines += [f"  warning: {w}" for w in o.warnings]
     return lines
+
+
+def _tolerance_block(result: GradeResult, o: OutputResult, f: TrialFailure) -> list[str]:
+    """Where and by how much the failing trial missed, and why, in one block."""
+    dims = ", ".join(f"{k}={v}" for k, v in f.dims.items()) or "no dimensions"
+    case = f"the fixed case {', '.join(f'{k}={v}' for k, v in f.case.items())}; " if f.case else ""
+    lines = [f"  tolerance report (failing trial {f.trial}: {case}{dims}; seed {result.seed}):"]
+    c = f.comparison
+    if c is not None and c.n_bad and c.max_abs == c.max_abs:
+        where = f" at index {list(c.worst_index)}" if c.worst_index else ""
+        lines.append(f"    worst abs error {c.max_abs:.3g}, worst rel error {c.max_rel:.3g}{where}")
+        lines.append(f"    {100 * c.share_bad:.0f}% of {c.size} element(s) outside atol {o.tolerance.atol:g} + "
+                     f"rtol {o.tolerance.rtol:g} x |expected|")
+    lines += [f"    diagnosis: {d}" for d in o.diagnosis]
+    return lines
+
+
+def _example_block(function: str, e: Example) -> list[str]:
+    """The simplest failing call, in values a student can check by hand."""
+    how = [f"from trial {e.trial}"] + (["dimensions made smallest"] if e.shrunk else []) + (
+        [f"inputs rounded to {e.rounded} decimal{'s' if e.rounded != 1 else ''}"] if e.rounded else [])
+    dims = ", ".join(f"{k}={v}" for k, v in e.dims.items())
+    lines = [f"  smallest failing example ({'; '.join(how)}{'; ' + dims if dims else ''}):"]
+    names = [*e.inputs, "expected", "got"]
+    width = max(len(n) for n in names)
+    values = [*e.inputs.values(), e.expected, e.got]
+    for name, value in zip(names, values):
+        shown = array_text(value).replace("\n", "\n" + " " * (width + 7))
+        lines.append(f"    {name.ljust(width)} = {shown}")
+    return lines
+
+
+def array_text(value: np.ndarray) -> str:
+    """An array as a student would type it: few digits, no float noise, long arrays elided."""
+    return np.array2string(np.asarray(value), precision=6, floatmode="maxprec", suppress_small=True,
+                           separator=", ", threshold=36, edgeitems=3, max_line_width=90)
 
 
 def _finite(x: float | None) -> float | None:
@@ -113,8 +146,25 @@ def _output_json(result: GradeResult, o: OutputResult, bundled: Path) -> dict[st
             "trial": f.trial, "dims": f.dims, "case": f.case, "message": f.message,
             "worst_index": list(f.comparison.worst_index) if f.comparison and f.comparison.worst_index else None,
             "share_outside_tolerance": f.comparison.share_bad if f.comparison else None,
+            "example": _example_json(f.example),
             "replay": replay_command(result, o, bundled)},
     }
+
+
+def _example_json(e: Example | None) -> dict[str, Any] | None:
+    if e is None:
+        return None
+    return {"trial": e.trial, "dims": dict(e.dims), "rounded_to_decimals": e.rounded, "shrunk": e.shrunk,
+            "inputs": {k: _numbers(v) for k, v in e.inputs.items()},
+            "expected": _numbers(e.expected), "got": _numbers(e.got)}
+
+
+def _numbers(a: np.ndarray) -> Any:
+    """Nested lists of floats; NaN and infinities become null (JSON has neither)."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 0:
+        return _finite(float(a))
+    return [_numbers(x) for x in a]
 
 
 def render_json(results: Sequence[GradeResult], bundled: Path) -> str:

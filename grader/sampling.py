@@ -119,13 +119,29 @@ class _KinkTracker:
 def _attempt(
     cq: CompiledQuestion, seed: int, index: int, attempt: int, case: Mapping[str, Any] | None, variant: int
 ) -> tuple[Trial | None, tuple[float, str]]:
-    key = (stable_key(cq.problem.name), stable_key(cq.question.function), index, attempt, variant)
+    key = _key(cq, index, attempt, variant)
     dims = _draw_dims(cq.problem.dims, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key)),
                       smallest=index == 0 and case is None, case=case or {})
+    return _complete(cq, seed, index, attempt, dims, _draw_inputs(cq, seed, key, dims, case or {}), case)
+
+
+def _key(cq: CompiledQuestion, index: int, attempt: int, variant: int) -> tuple[int, ...]:
+    return (stable_key(cq.problem.name), stable_key(cq.question.function), index, attempt, variant)
+
+
+def _draw_inputs(cq: CompiledQuestion, seed: int, key: tuple[int, ...], dims: Mapping[str, int],
+                 case: Mapping[str, Any]) -> dict[str, np.ndarray]:
     env: dict[str, np.ndarray] = {d: np.asarray(float(v)) for d, v in dims.items()}
     for name in cq.needed_inputs:
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key + (stable_key(name),)))
-        env[name] = _draw_input(cq.problem.inputs[name], dims, rng, (case or {}).get(name))
+        env[name] = _draw_input(cq.problem.inputs[name], dims, rng, case.get(name))
+    return env
+
+
+def _complete(cq: CompiledQuestion, seed: int, index: int, attempt: int, dims: Mapping[str, int],
+              env: Mapping[str, np.ndarray], case: Mapping[str, Any] | None
+              ) -> tuple[Trial | None, tuple[float, str]]:
+    """The trial of these inputs, or None with the reason when it is near a kink or not finite."""
     tracker = _KinkTracker()
     args = {a: evaluate(node, env, tracker) for a, node in cq.arg_nodes.items()}
     leaf_env = {**{d: env[d] for d in dims}, **args}
@@ -136,6 +152,34 @@ def _attempt(
     if tracker.closest[0] < cq.question.kink_margin:
         return None, tracker.closest
     return Trial(index, seed, attempt, dims, args, expected, dict(case) if case else None), tracker.closest
+
+
+ROUNDABLE = frozenset({"normal", "uniform"})  # rounding other draws would break what they guarantee
+
+
+def simpler_trial(cq: CompiledQuestion, trial: Trial, smallest: bool, decimals: int | None) -> Trial | None:
+    """``trial`` redrawn from its own seed with the smallest dimensions and/or inputs rounded, if still valid.
+
+    The result is a trial that is easier to check by hand; None when it comes near a
+    kink or is not finite (rounding can land on ReLU's 0). The dimensions and values
+    a fixed case sets are kept.
+    """
+    case = dict(trial.case or {})
+    dims = dict(trial.dims)
+    if smallest:
+        dims = {}
+        for d in cq.problem.dims:  # a low bound may name an earlier dimension
+            dims[d.name] = int(case[d.name]) if d.name in case else (
+                d.low if isinstance(d.low, int) else dims[d.low])
+    env = _draw_inputs(cq, trial.seed, _key(cq, trial.index, trial.attempt, 0), dims, case)
+    if decimals is not None:
+        for name in cq.needed_inputs:
+            if cq.problem.inputs[name].dist in ROUNDABLE and name not in case:
+                env[name] = np.round(env[name], decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
+    try:
+        return _complete(cq, trial.seed, trial.index, trial.attempt, dims, env, trial.case)[0]
+    except (EvaluationError, SamplingError):
+        return None
 
 
 def _expected(cq: CompiledQuestion, i: int, node: Node, env: Mapping[str, np.ndarray], tracker: _KinkTracker

@@ -143,7 +143,7 @@ def test_text_report_has_table_total_and_tolerance_report(tmp_path: Path) -> Non
     out = result.output
     assert result.exit_code == 0
     assert "question" in out and "status" in out and "Total:" in out
-    assert "tolerance report: worst abs error" in out and "replay: grade" in out
+    assert "tolerance report (failing trial" in out and "worst abs error" in out and "replay: grade" in out
     assert "seed 5" in out
 
 
