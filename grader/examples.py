@@ -5,6 +5,11 @@ and, for a wrong one, exactly which outputs must fail::
 
     expected score: all            (full marks), or a number such as 71
     expected failures: reg_grads -> dW1, reg_sgd_step -> W1
+    expected diagnosis: reg_grads -> dW1: the factor 5 of '5 * relu(z1)' left out
+
+A diagnosis line (there may be several) names one failing output and words that
+one of its diagnoses must contain: the diagnoses are checked on real mistakes
+on every seed, like the scores.
 
 ``grade selfcheck`` and the tests grade every example of a problem set and
 report any whose score or failing outputs differ: a solution that loses points,
@@ -24,6 +29,7 @@ from reference.errors import ToolkitError
 
 _SCORE = re.compile(r"^\s*(?:#\s*)?expected score:\s*(\S+)\s*$", re.M | re.I)
 _FAILURES = re.compile(r"^\s*(?:#\s*)?expected failures:\s*(.+?)\s*$", re.M | re.I)
+_DIAGNOSIS = re.compile(r"^\s*(?:#\s*)?expected diagnosis:\s*(\S+(?:\s->\s\S+)?):\s*(.+?)\s*$", re.M | re.I)
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,17 @@ def check_example(path: Path, problem_set: ProblemSet, seed: int) -> ExampleChec
     failures = frozenset(output_label(o.function, o.output, o.of_tuple) for o in result.outputs
                          if o.status != "passed")
     expected = _expected_score(declared.group(1) if declared else None, result)
-    return ExampleCheck(path, expected, result.score, result.max_score, expected_failures, failures,
-                        _problem(expected, result, expected_failures, failures))
+    problem = "; ".join(p for p in (_problem(expected, result, expected_failures, failures),
+                                     _diagnosis_problems(_DIAGNOSIS.findall(text), result)) if p)
+    return ExampleCheck(path, expected, result.score, result.max_score, expected_failures, failures, problem)
+
+
+def _diagnosis_problems(declared: list[tuple[str, str]], result: GradeResult) -> str:
+    """Each declared diagnosis that the named output did not get."""
+    diagnoses = {output_label(o.function, o.output, o.of_tuple): o.diagnosis for o in result.outputs}
+    missing = [f"{label} lacks the diagnosis '{words}' (it has: {'; '.join(diagnoses.get(label, ())) or 'none'})"
+               for label, words in declared if not any(words in d for d in diagnoses.get(label, ()))]
+    return "; ".join(missing)
 
 
 def _expected_score(text: str | None, result: GradeResult) -> float | None:

@@ -11,7 +11,6 @@ arguments of its own calls.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -23,15 +22,14 @@ import numpy as np
 from grader.compare import Comparison, compare_positive_affine, compare_values
 from grader.diagnose import Context, Failed, diagnose
 from grader.imports import forbidden_uses
-from grader.sampling import CompiledQuestion, Trial, compile_question, draw_trial, draw_trials, draw_variants
+from grader.plan import Drawn, Plan, make_plan
+from grader.sampling import CompiledQuestion, Trial
 from grader.sandbox import CallResult, Limits, LoadReport, Sandbox
 from grader.shrink import Example, smallest_example
 from grader.spec import ProblemSet, QuestionSpec, Tolerance
 from grader.submission import Submission, SyntaxIssue, read_submission
-from reference.errors import ToolkitError
 
 STATUSES = ("passed", "failed", "error", "timeout", "missing", "forbidden")
-AFFINE_VARIANTS = 6  # parameter draws per example for positive_affine losses
 
 
 @dataclass(frozen=True)
@@ -107,34 +105,38 @@ def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None
           trials: int | None = None, trial: int | None = None, limits: Limits | None = None) -> GradeResult:
     """Grade one submission file; raise ``SubmissionError`` only when it cannot be read at all."""
     start = time.perf_counter()
-    sub = read_submission(path)
-    selected = [(p, q) for p, q in problem_set.questions() if _selected(q, only)]
+    sub = read_submission(path)  # an unreadable file fails before any drawing
+    return grade_planned(sub, make_plan(problem_set, seed, only, trials, trial), limits, start)
+
+
+def grade_planned(sub: Submission | str | Path, plan: Plan, limits: Limits | None = None,
+                  start: float | None = None) -> GradeResult:
+    """Grade one submission against a plan drawn beforehand (a batch draws one plan for all)."""
+    start = time.perf_counter() if start is None else start
+    sub = sub if isinstance(sub, Submission) else read_submission(sub)
     if sub.syntax_error is not None:
-        return _ungraded(sub, problem_set, seed, selected, start)
-    forbidden = forbidden_uses(sub.source, problem_set.forbidden_imports)
+        return _ungraded(sub, plan, start)
+    forbidden = forbidden_uses(sub.source, plan.problem_set.forbidden_imports)
     with Sandbox(sub.source, sub.name, limits or Limits(), sub.locate) as sandbox:
         load = sandbox.load()
         outputs: list[OutputResult] = []
-        for p, q in selected:
-            outputs += _grade_question(sandbox, load, sub, compile_question(p, q), seed, trials, trial,
-                                       forbidden.get(q.function))
+        for drawn in plan.questions:
+            outputs += _grade_question(sandbox, load, sub, drawn, forbidden.get(drawn.cq.question.function))
     notes = sub.notes + tuple(f"{sub.locate(i.line)}: {i.message}" for i in load.issues)
-    return GradeResult(sub.path, problem_set.name, problem_set.path, seed, tuple(outputs), notes, load.layers,
-                       time.perf_counter() - start, trials=trials)
+    ps = plan.problem_set
+    return GradeResult(sub.path, ps.name, ps.path, plan.seed, tuple(outputs), notes, load.layers,
+                       time.perf_counter() - start, trials=plan.trials)
 
 
-def _selected(q: QuestionSpec, only: str | None) -> bool:
-    return only is None or any(fnmatch.fnmatchcase(name, only) for name in (q.function, q.id))
-
-
-def _ungraded(sub: Submission, ps: ProblemSet, seed: int, selected: list, start: float) -> GradeResult:
+def _ungraded(sub: Submission, plan: Plan, start: float) -> GradeResult:
     err = sub.syntax_error or SyntaxIssue(0, "does not compile", "")
     where = sub.locate(err.line)
     note = f"{sub.name}, {where}: SyntaxError: {err.message}" + (f"\n    {err.text.strip()}" if err.text else "")
-    outputs = [_uniform(p.name, q, "error", f"the file does not compile ({where}: {err.message})")
-               for p, q in selected]
-    return GradeResult(sub.path, ps.name, ps.path, seed, tuple(o for os_ in outputs for o in os_), (note,), (),
-                       time.perf_counter() - start, graded=False)
+    outputs = [o for d in plan.questions for o in _uniform(d.cq.problem.name, d.cq.question, "error",
+                                                           f"the file does not compile ({where}: {err.message})")]
+    ps = plan.problem_set
+    return GradeResult(sub.path, ps.name, ps.path, plan.seed, tuple(outputs), (note,), (),
+                       time.perf_counter() - start, graded=False, trials=plan.trials)
 
 
 def _uniform(problem: str, q: QuestionSpec, status: str, message: str) -> list[OutputResult]:
@@ -143,23 +145,22 @@ def _uniform(problem: str, q: QuestionSpec, status: str, message: str) -> list[O
                          q.returns_tuple) for o in q.outputs]
 
 
-def _grade_question(sandbox: Sandbox, load: LoadReport, sub: Submission, cq: CompiledQuestion, seed: int,
-                    trials: int | None, only_trial: int | None, forbidden: str | None) -> list[OutputResult]:
+def _grade_question(sandbox: Sandbox, load: LoadReport, sub: Submission, drawn: Drawn,
+                    forbidden: str | None) -> list[OutputResult]:
+    cq = drawn.cq
     q = cq.question
     if forbidden:
         return _uniform(cq.problem.name, q, "forbidden", forbidden)
     if q.function not in load.functions:
         return _uniform(cq.problem.name, q, "missing", f"{q.function} is not defined in {sub.name}")
-    try:
-        drawn = _trials(cq, seed, trials, only_trial)
-    except ToolkitError as exc:  # a spec that validated but cannot be drawn for this seed
-        return _uniform(cq.problem.name, q, "error", f"the grader could not draw inputs: {exc}")
+    if drawn.error:
+        return _uniform(cq.problem.name, q, "error", drawn.error)
     tallies = [_Tally() for _ in q.outputs]
-    for t in drawn:
-        if not _run_trial(sandbox, cq, t, tallies):
+    for group in drawn.groups:
+        if not _run_trial(sandbox, cq, group, tallies):
             break  # a timeout or crash: more calls would only cost more time
     calls: dict[tuple, CallResult] = {}  # the student's results on simpler trials, shared by the outputs
-    return [_with_example(sandbox, cq, i, _fold(cq, i, tally, len(drawn)), tally, calls)
+    return [_with_example(sandbox, cq, i, _fold(cq, i, tally, len(drawn.groups)), tally, calls)
             for i, tally in enumerate(tallies)]
 
 
@@ -186,18 +187,11 @@ def _with_example(sandbox: Sandbox, cq: CompiledQuestion, i: int, result: Output
     return replace(result, failure=replace(f, example=example))
 
 
-def _trials(cq: CompiledQuestion, seed: int, trials: int | None, only_trial: int | None) -> list[Trial]:
-    if only_trial is None:
-        return draw_trials(cq, seed, trials)
-    n = cq.question.trials if trials is None else trials
-    case = cq.question.cases[only_trial - n] if only_trial >= n else None
-    return [draw_trial(cq, seed, only_trial, case)]
-
-
-def _run_trial(sandbox: Sandbox, cq: CompiledQuestion, t: Trial, tallies: list[_Tally]) -> bool:
-    """Call the student on one trial and tally each output; False when calling again is pointless."""
+def _run_trial(sandbox: Sandbox, cq: CompiledQuestion, group: tuple[Trial, ...], tallies: list[_Tally]) -> bool:
+    """Call the student on one trial (and its variants) and tally each output; False when calling again is
+    pointless."""
     q = cq.question
-    group = [t] + (draw_variants(cq, t, AFFINE_VARIANTS) if q.compare.mode == "positive_affine" else [])
+    t = group[0]
     results: list[CallResult] = []
     for v in group:  # stop at the first failed call: a hang must not cost every variant its timeout
         results.append(_call(sandbox, cq, v))

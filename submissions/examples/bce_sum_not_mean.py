@@ -8,6 +8,8 @@ K = 1 pass, which is not enough. The mse and other networks are untouched.
 
 expected score: 90
 expected failures: bce_loss, bce_dl_dyhat, bce_dl_dz3, bce_grads -> dW1, bce_grads -> db1, bce_grads -> dW2, bce_grads -> db2
+expected diagnosis: bce_loss: a mean where a sum was asked
+expected diagnosis: bce_grads -> dW1: a mean where a sum was asked
 """
 
 import numpy as np

@@ -9,6 +9,9 @@ own plain ReLU and is not affected.
 
 expected score: 95
 expected failures: reg_dz2_dz1, reg_grads -> dW1, reg_grads -> db1, reg_sgd_step -> W1, reg_sgd_step -> b1
+expected diagnosis: reg_dz2_dz1: the factor 5 of '5 * relu(z1)' left out
+expected diagnosis: reg_grads -> dW1: the factor 5 of '5 * relu(z1)' left out
+expected diagnosis: reg_sgd_step -> W1: the factor 5 of '5 * relu(z1)' left out of the derivative
 """
 
 import numpy as np

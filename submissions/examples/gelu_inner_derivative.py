@@ -8,6 +8,7 @@ reach |x| of several units, where it is far beyond the tolerance. Only d_gelu fa
 
 expected score: 101
 expected failures: d_gelu
+expected diagnosis: d_gelu: the tanh-GELU derivative without the inner factor
 """
 
 import numpy as np

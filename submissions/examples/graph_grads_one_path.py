@@ -8,6 +8,7 @@ through a) and the forward pass are right.
 
 expected score: 101
 expected failures: graph_grads -> dw_dx
+expected diagnosis: graph_grads -> dw_dx: the path into 'x + x' (argument 1 of '(x + x) * a') left out
 """
 
 import numpy as np

@@ -10,6 +10,7 @@ dimension alone would be accepted, a vector of length > 1 is not).
 
 expected score: 94
 expected failures: reg_dyhat_dz3, reg_dz2_dz1, mse_dyhat_dz3, mse_dz2_dz1, bce_dyhat_dz3, bce_dz2_dz1, relu_tanh_dyhat_dz3, relu_tanh_dz2_dz1
+expected diagnosis: reg_dz2_dz1: returns the diagonal as a vector
 """
 
 import numpy as np

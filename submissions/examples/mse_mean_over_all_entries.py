@@ -8,6 +8,7 @@ trials with K = 1 pass.
 
 expected score: 97
 expected failures: mse_objective, mse_objective_grads -> dW, mse_objective_grads -> db
+expected diagnosis: mse_objective: a mean where a sum was asked
 """
 
 import numpy as np

@@ -11,6 +11,7 @@ the whole tuple.
 
 expected score: 82
 expected failures: reg_grads -> dW1, reg_grads -> dW2, mse_grads -> dW1, mse_grads -> dW2, bce_grads -> dW1, bce_grads -> dW2, relu_tanh_grads -> dW1, relu_tanh_grads -> dW2, reg_sgd_step -> W1, reg_sgd_step -> b1, reg_sgd_step -> W2, reg_sgd_step -> b2
+expected diagnosis: reg_grads -> dW1: the transpose of the expected matrix
 """
 
 import numpy as np

@@ -30,3 +30,14 @@ def test_a_wrong_declaration_is_reported(tmp_path) -> None:
                      .replace("expected score: 99", "expected score: all"))
     check = check_example(wrong, PROBLEM_SET, 7)
     assert not check.ok and check.problem.startswith("scored 99 of 102, declares 102")
+
+
+def test_a_diagnosis_the_example_does_not_get_is_reported(tmp_path) -> None:
+    wrong = tmp_path / "claims_another_diagnosis.py"
+    wrong.write_text((PROBLEM_SET.examples / "gelu_inner_derivative.py").read_text()
+                     .replace("expected diagnosis: d_gelu: the tanh-GELU derivative without the inner factor",
+                              "expected diagnosis: d_gelu: the exact GELU"))
+    check = check_example(wrong, PROBLEM_SET, 7)
+    assert not check.ok
+    assert check.problem.startswith("d_gelu lacks the diagnosis 'the exact GELU' (it has: equals the expected value "
+                                    "computed with the tanh-GELU derivative without the inner factor")
