@@ -172,7 +172,7 @@ def batch(targets: tuple[str, ...], problems: Path | None, jobs: int | None, gra
     roster = find_submissions(targets)
     if not roster.entries:
         raise ToolkitFailure("no submissions found: " + "; ".join(roster.problems or [", ".join(targets)]))
-    stderr = click.get_text_stream("stderr")
+    stderr = sys.stderr
     bar = ProgressBar(stderr, stderr.isatty())
     with Gradebook(gradebook) as book:
         options = BatchOptions(book.batch_seed(seed, random_seed()), only, trials, regrade=regrade)
