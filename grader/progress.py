@@ -24,7 +24,7 @@ class ProgressBar:
         now = self._clock()
         if self._first is None:
             self._first = (done, now)
-        line = render_line(self._label, done, total, self._rate(done, now))
+        line = render_line(self._label, done, total, self._rate(self._first, done, now))
         if self._interactive:
             self._stream.write("\r" + line.ljust(79))
             self._drawn = True
@@ -34,9 +34,9 @@ class ProgressBar:
             self._shown_tenth = tenth
         self._stream.flush()
 
-    def _rate(self, done: int, now: float) -> float | None:
-        assert self._first is not None
-        first_done, first_time = self._first
+    @staticmethod
+    def _rate(first: tuple[int, float], done: int, now: float) -> float | None:
+        first_done, first_time = first
         if done <= first_done or now <= first_time:
             return None
         return (done - first_done) / (now - first_time)
