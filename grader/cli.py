@@ -334,7 +334,7 @@ def _load_set(path: Path) -> "ProblemSet":
     from reference.errors import SpecError
 
     try:
-        return load_problem_set(path)
+        return load_problem_set(path, trust_cache=True)
     except SpecError as exc:
         click.echo(render_problems(str(path), exc.problems), err=True)
         raise ToolkitFailure(f"the problem set {path} is not valid; run: grade validate {path}") from None

@@ -155,11 +155,14 @@ class ProblemSet:
         return sum(q.points for _, q in self.questions())
 
 
-def load_problem_set(path: str | Path) -> ProblemSet:
-    """Load and validate a problem set (a folder, or one YAML file); raise ``SpecError`` listing every problem."""
+def load_problem_set(path: str | Path, trust_cache: bool = False) -> ProblemSet:
+    """Load and validate a problem set (a folder, or one YAML file); raise ``SpecError`` listing every problem.
+
+    ``trust_cache`` skips the dry run of a set already validated with the same files and code.
+    """
     from grader.spec_loader import load  # the loader needs sampling, which needs this model
 
-    problem_set, problems = load(Path(path))
+    problem_set, problems = load(Path(path), trust_cache)
     if problems or problem_set is None:
         raise SpecError(problems)
     return problem_set

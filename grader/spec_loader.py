@@ -18,6 +18,7 @@ from grader.spec import PROJECT_DEFAULTS, DimSpec, InputSpec, ProblemSet, Proble
 from grader.spec_checks import Problems, check_mapping, check_number, parse_expression
 from grader.spec_questions import check_unique_ids, read_question
 from grader.spec_yaml import expand_variants, read_yaml
+from grader.validation_cache import known_valid, remember_valid, set_key
 from reference.errors import CycleError, ExpressionError, ToolkitError
 from reference.expr import Expr
 from reference.graph import Graph
@@ -28,24 +29,33 @@ SET_KEYS = ("name", "title", "defaults", "forbidden_imports", "examples")
 INPUT_KEYS = ("shape", "dist")
 
 
-def load(path: Path) -> tuple[ProblemSet | None, list[SpecProblem]]:
-    """Read a problem-set folder or a single spec file; return what was built and every problem."""
+def load(path: Path, trust_cache: bool = False) -> tuple[ProblemSet | None, list[SpecProblem]]:
+    """Read a problem-set folder or a single spec file; return what was built and every problem.
+
+    With ``trust_cache``, the dry run is skipped for a set that passed it before with
+    the same files and the same grader code (``grader.validation_cache``).
+    """
     if path.name == SET_FILE:  # the set's settings, not a problem: the set is the folder
         path = path.parent
     if not path.exists():
         return None, [SpecProblem(str(path), None, "path", "does not exist",
                                   "give a problem-set folder or a .yaml spec file")]
     files = sorted(p for p in path.glob("*.y*ml") if p.name != SET_FILE) if path.is_dir() else [path]
-    meta, problems = _read_set_meta((path if path.is_dir() else path.parent) / SET_FILE)
+    set_file = (path if path.is_dir() else path.parent) / SET_FILE
+    key = set_key(files + ([set_file] if set_file.exists() else []))
+    dry_run = not (trust_cache and known_valid(key))
+    meta, problems = _read_set_meta(set_file)
     if not files:
         problems.append(SpecProblem(str(path), None, "path", "holds no .yaml spec files",
                                     "add one file per problem, such as reg.yaml"))
     specs = []
     for f in files:
-        built, found = _load_file(f, meta.get("defaults", {}))
+        built, found = _load_file(f, meta.get("defaults", {}), dry_run)
         problems += found
         specs += built
     problems += _check_across_files(specs)
+    if not problems and dry_run:
+        remember_valid(key)
     name = meta.get("name") or (path.name if path.is_dir() else path.stem)
     title = meta.get("title") or name
     forbidden = tuple(meta.get("forbidden_imports", DEFAULT_FORBIDDEN))
@@ -79,7 +89,8 @@ def _read_set_meta(path: Path) -> tuple[dict[str, Any], list[SpecProblem]]:
     return {**meta, "defaults": _read_defaults(data.get("defaults", {}), out, {})}, out.found
 
 
-def _load_file(path: Path, set_defaults: Mapping[str, Any]) -> tuple[list[ProblemSpec], list[SpecProblem]]:
+def _load_file(path: Path, set_defaults: Mapping[str, Any], dry_run: bool = True
+               ) -> tuple[list[ProblemSpec], list[SpecProblem]]:
     out = Problems(str(path))
     data = read_yaml(path, out.add)
     if data is None and not out.found:
@@ -91,20 +102,20 @@ def _load_file(path: Path, set_defaults: Mapping[str, Any]) -> tuple[list[Proble
         return [], out.found
     out.unknown_keys("", data, FILE_KEYS)
     if "variants" not in data:
-        return _build_checked(path, data, out, set_defaults)
+        return _build_checked(path, data, out, set_defaults, dry_run)
     expanded = expand_variants(data, out.add)
     specs, found = [], list(out.found)
     for label, body in expanded:
-        spec, problems = _build_checked(path, body, Problems(f"{path} [variant {label}]"), set_defaults)
+        spec, problems = _build_checked(path, body, Problems(f"{path} [variant {label}]"), set_defaults, dry_run)
         specs += spec
         found += problems
     return specs, found
 
 
-def _build_checked(path: Path, data: dict, out: Problems, set_defaults: Mapping[str, Any]
+def _build_checked(path: Path, data: dict, out: Problems, set_defaults: Mapping[str, Any], dry_run: bool
                    ) -> tuple[list[ProblemSpec], list[SpecProblem]]:
     spec = _build(path, data, out, set_defaults)
-    if spec is not None and not out.found:
+    if spec is not None and not out.found and dry_run:
         _dry_run(spec, out)
     return ([] if spec is None else [spec]), out.found
 

@@ -16,8 +16,11 @@ import yaml
 Report = Callable[..., None]  # (where, message, fix="") -> None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that rejects duplicate keys, which plain YAML silently overwrites."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A safe loader that rejects duplicate keys, which plain YAML silently overwrites.
+
+    Built on libyaml's parser where PyYAML has it: five times faster, and every grade reads the specs.
+    """
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
