@@ -22,7 +22,7 @@ import numpy as np
 from grader.distributions import DISTRIBUTIONS
 from grader.spec import DimSpec, InputSpec, ProblemSpec, QuestionSpec
 from reference.errors import EvaluationError, ExpressionError, SamplingError
-from reference.evaluate import evaluate
+from reference.evaluate import evaluate, evaluate_all
 from reference.graph import Apply, Node, leaf_names
 
 MAX_ATTEMPTS = 100
@@ -143,9 +143,9 @@ def _complete(cq: CompiledQuestion, seed: int, index: int, attempt: int, dims: M
               ) -> tuple[Trial | None, tuple[float, str]]:
     """The trial of these inputs, or None with the reason when it is near a kink or not finite."""
     tracker = _KinkTracker()
-    args = {a: evaluate(node, env, tracker) for a, node in cq.arg_nodes.items()}
+    args = dict(zip(cq.arg_nodes, evaluate_all(list(cq.arg_nodes.values()), env, tracker)))
     leaf_env = {**{d: env[d] for d in dims}, **args}
-    expected = tuple(_expected(cq, i, node, leaf_env, tracker) for i, node in enumerate(cq.output_nodes))
+    expected = _expected(cq, leaf_env, tracker)
     finite = all(np.all(np.isfinite(v)) for v in (*args.values(), *expected))
     if not finite:
         return None, (0.0, "a non-finite argument or expected value")
@@ -182,13 +182,18 @@ def simpler_trial(cq: CompiledQuestion, trial: Trial, smallest: bool, decimals: 
         return None
 
 
-def _expected(cq: CompiledQuestion, i: int, node: Node, env: Mapping[str, np.ndarray], tracker: _KinkTracker
-              ) -> np.ndarray:
+def _expected(cq: CompiledQuestion, env: Mapping[str, np.ndarray], tracker: _KinkTracker
+              ) -> tuple[np.ndarray, ...]:
     try:
-        return evaluate(node, env, tracker)
-    except EvaluationError as exc:
-        out = cq.question.outputs[i]
-        raise EvaluationError(f"output '{out.name}' ({out.text}): {exc}") from None
+        return tuple(evaluate_all(cq.output_nodes, env, tracker))
+    except EvaluationError:  # say which output: evaluated alone, the failing one raises again
+        for i, node in enumerate(cq.output_nodes):
+            try:
+                evaluate(node, env)
+            except EvaluationError as exc:
+                out = cq.question.outputs[i]
+                raise EvaluationError(f"output '{out.name}' ({out.text}): {exc}") from None
+        raise
 
 
 def largest_dims(problem: ProblemSpec) -> dict[str, int]:

@@ -20,7 +20,8 @@ a hypothesis about a student's mistake against the numbers.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from functools import lru_cache
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -38,6 +39,24 @@ def evaluate(node: Node, env: Mapping[str, Array], observe: Observer | None = No
     """The float64 value of ``node`` given the values of its leaves (and ops replaced by node id)."""
     with np.errstate(all="ignore"):  # non-finite values are judged by the caller, not warned about
         return _Evaluator(env, observe, replace or {}).value(node)
+
+
+def evaluate_all(nodes: Sequence[Node], env: Mapping[str, Array], observe: Observer | None = None) -> list[Array]:
+    """The values of several nodes over the same leaves, computing what they share once."""
+    with np.errstate(all="ignore"):
+        ev = _Evaluator(env, observe, {})
+        return [ev.value(n) for n in nodes]
+
+
+@lru_cache(maxsize=8192)
+def _order(node: Node) -> tuple[Node, ...]:
+    """``node``'s operands before ``node``: the same for every trial, so walked once (nodes are immutable)."""
+    return tuple(walk(node, operands))
+
+
+@lru_cache(maxsize=8192)
+def _live(root: Node, wrt: str) -> frozenset[int]:
+    return frozenset(_depends(list(_order(root)), wrt))
 
 
 def jacobian_shape(f_shape: tuple[int, ...], x_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -59,7 +78,7 @@ class _Evaluator:
     def value(self, node: Node) -> Array:
         key = id(node)
         if key not in self.memo:
-            for n in walk(node, operands):  # children first, so no deep recursion
+            for n in _order(node):  # children first, so no deep recursion
                 if id(n) not in self.memo:
                     self.memo[id(n)] = self._compute(n)
         return self.memo[key]
@@ -123,8 +142,8 @@ def _elementwise(node: Derivative, f: Array, inner: "_Evaluator") -> Array:
 
 def backward(root: Node, wrt: str, seeds: list[Array], ev: _Evaluator) -> list[Array]:
     """Cotangents of the leaf ``wrt`` for each seed cotangent of ``root``'s value."""
-    order = walk(root, operands)
-    live = _depends(order, wrt)
+    order = _order(root)
+    live = _live(root, wrt)
     at_shape = ev.env[wrt].shape
     if id(root) not in live:
         return [np.zeros(at_shape) for _ in seeds]
@@ -140,7 +159,7 @@ def _depends(order: list[Node], wrt: str) -> set[int]:
     return live
 
 
-def _backward_one(order: list[Node], live: set[int], root: Node, wrt: str, seed: Array, ev: _Evaluator) -> Array:
+def _backward_one(order: Sequence[Node], live: frozenset[int], root: Node, wrt: str, seed: Array, ev: _Evaluator) -> Array:
     grads: dict[int, Array] = {id(root): np.asarray(seed, dtype=np.float64)}
     total = np.zeros(ev.env[wrt].shape)
     with np.errstate(all="ignore"):
@@ -158,7 +177,7 @@ def _backward_one(order: list[Node], live: set[int], root: Node, wrt: str, seed:
     return total
 
 
-def _propagate(node: Apply, g: Array, live: set[int], grads: dict[int, Array], ev: _Evaluator) -> None:
+def _propagate(node: Apply, g: Array, live: frozenset[int], grads: dict[int, Array], ev: _Evaluator) -> None:
     args = tuple(ev.memo[id(a)] for a in node.args)
     cts = ev.op(node).vjp(g, ev.memo[id(node)], *args, **node.params)
     for arg, ct in zip(node.args, cts):

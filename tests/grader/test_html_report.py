@@ -67,7 +67,8 @@ def test_page_is_self_contained_and_escapes_student_text(gelu_doc: dict[str, Any
 def test_failing_example_is_shown_when_the_grader_gives_one(gelu_doc: dict[str, Any]) -> None:
     doc = json.loads(json.dumps(gelu_doc))
     failed = next(q for q in doc["questions"] if q["status"] == "failed")
-    assert "Smallest failing example" not in render_html(doc)  # absent: the page still renders
+    assert failed["failure"]["example"] is not None  # the grader gives one; the page shows it
+    assert "Smallest failing example" in render_html(doc)
     failed["failure"]["example"] = {"dims": {"n": 2}, "inputs": {"x": [[0.5, -1.25]]},
                                     "expected": [[0.8, 0.1]], "got": [[0.7, 0.2]]}
     html = render_html(doc)
