@@ -87,7 +87,7 @@ def run_batch(roster: Roster, problem_set: ProblemSet, gradebook: Gradebook, opt
               jobs: int, progress: Progress | None = None) -> BatchResult:
     """Grade every submission of ``roster`` that the gradebook lacks, ``jobs`` at a time."""
     start = time.monotonic()
-    plan = _Plan(problem_set, options)
+    plan = _BatchKeys(problem_set, options)
     done: dict[str, StudentRecord] = {}
     graded: list[str] = []
     failures: list[Failure] = []
@@ -132,7 +132,7 @@ def _save_if_changed(gradebook: Gradebook, record: StudentRecord) -> StudentReco
     return record
 
 
-class _Plan:
+class _BatchKeys:
     """The keys of one batch: which parts each submission needs, and how a record is built from them."""
 
     def __init__(self, problem_set: ProblemSet, options: BatchOptions) -> None:
@@ -176,8 +176,9 @@ def _run(tasks: Sequence[_Task], problem_set: ProblemSet, options: BatchOptions,
          ) -> Iterator[tuple[_Task, dict[str, Any] | None, str]]:
     """(task, report or None, error) per task, as they finish."""
     if jobs <= 1 or len(tasks) <= 1:  # in this process: no pool to start, and easy to debug
+        grader = _Grader(problem_set, options)
         for task in tasks:
-            yield task, *_grade_safely(problem_set, options, task)
+            yield task, *_grade_safely(grader, task)
         return
     executor = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
                                    initializer=_PoolWorker.start, initargs=(problem_set, options))
@@ -214,33 +215,60 @@ def _stop(executor: ProcessPoolExecutor) -> None:
         process.join(timeout=10)
 
 
-def _grade_safely(problem_set: ProblemSet, options: BatchOptions, task: _Task
-                  ) -> tuple[dict[str, Any] | None, str]:
+def _grade_safely(grader: "_Grader", task: _Task) -> tuple[dict[str, Any] | None, str]:
     """The report of ``task``, or None and why: nothing a submission does may stop the batch."""
     from grader.submission import SubmissionError
 
     try:
-        return _grade(problem_set, options, task), ""
+        return grader.grade(task), ""
     except SubmissionError as exc:  # unreadable: recorded as a zero, with the reason
-        return unreadable_report(problem_set, task.entry.path, options, str(exc)), ""
+        return unreadable_report(grader.problem_set, task.entry.path, grader.options, str(exc)), ""
     except Exception as exc:
         if os.environ.get("GRADE_DEBUG"):
             traceback.print_exc()
         return None, f"internal error ({type(exc).__name__}: {exc}); rerun with GRADE_DEBUG=1 to see it"
 
 
-def _grade(problem_set: ProblemSet, options: BatchOptions, task: _Task) -> dict[str, Any]:
-    from grader.cli import bundled_problems
-    from grader.curves import plots
-    from grader.grading import grade
-    from grader.report import to_json
+class _Grader:
+    """Grades tasks in one process, with the trials, reference values and plot curves drawn once."""
 
-    subset = replace(problem_set, problems=tuple(p for p in problem_set.problems if p.name in task.problems))
-    result = grade(task.entry.path, subset, options.seed, only=options.only, trials=options.trials)
-    doc = to_json(result, bundled_problems())
-    if options.plots:
-        doc["plots"] = plots(task.entry.path, selected_questions(subset, options.only))
-    return doc
+    def __init__(self, problem_set: ProblemSet, options: BatchOptions) -> None:
+        self.problem_set, self.options = problem_set, options
+        self._plan: Any = None
+        self._curves: Any = None
+
+    def grade(self, task: _Task) -> dict[str, Any]:
+        from grader.cli import bundled_problems
+        from grader.curves import plots, plots_in
+        from grader.grading import grade_planned
+        from grader.report import to_json
+
+        plan = self.plan()
+        plan = replace(plan, questions=tuple(d for d in plan.questions if d.cq.problem.name in task.problems))
+        curves = [c for c in self.curves() if c[0].name in task.problems]
+        found: dict[str, list] = {}
+
+        def draw_plots(sandbox: Any, load: Any) -> None:
+            found["plots"] = plots_in(sandbox, load.functions, curves)
+
+        result = grade_planned(task.entry.path, plan, then=draw_plots if self.options.plots and curves else None)
+        doc = to_json(result, bundled_problems())
+        if self.options.plots:  # a file that does not compile started no sandbox: plots() says so per question
+            doc["plots"] = found["plots"] if "plots" in found else plots(task.entry.path, [
+                (c[0], c[1]) for c in curves]) if curves else []
+        return doc
+
+    def plan(self) -> Any:
+        if self._plan is None:
+            from grader.plan import make_plan
+            self._plan = make_plan(self.problem_set, self.options.seed, self.options.only, self.options.trials)
+        return self._plan
+
+    def curves(self) -> list:
+        if self._curves is None:
+            from grader.curves import plot_questions
+            self._curves = plot_questions(selected_questions(self.problem_set, self.options.only))
+        return self._curves
 
 
 class _PoolWorker:
@@ -249,7 +277,7 @@ class _PoolWorker:
     _current: "_PoolWorker | None" = None  # one per process; set by the pool initializer
 
     def __init__(self, problem_set: ProblemSet, options: BatchOptions) -> None:
-        self.problem_set, self.options, self.busy = problem_set, options, False
+        self.grader, self.busy = _Grader(problem_set, options), False
 
     @staticmethod
     def start(problem_set: ProblemSet, options: BatchOptions) -> None:
@@ -271,7 +299,7 @@ class _PoolWorker:
             raise RuntimeError("the pool worker was not initialised")
         worker.busy = True
         try:
-            return _grade_safely(worker.problem_set, worker.options, task)
+            return _grade_safely(worker.grader, task)
         except _Stopped:
             os._exit(1)  # the pool would otherwise take the next task
         finally:

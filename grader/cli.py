@@ -88,15 +88,17 @@ def main() -> None:
 def submission(submissions: tuple[Path, ...], problems: Path | None, only: str | None, seed: int | None,
                trials: int | None, trial: int | None, fmt: str, visibility: str, output: Path | None) -> None:
     """Grade submissions (.py or .ipynb) on randomized trials, each in an isolated worker."""
-    from grader.grading import grade
+    from grader.grading import grade_planned
+    from grader.plan import make_plan
     from grader.submission import SubmissionError
 
     problem_set = _load_set(problems or bundled_problems())
     seed = random_seed() if seed is None else seed
+    plan = make_plan(problem_set, seed, only, trials, trial)  # drawn once for every submission given
     results, unreadable = [], []
     for sub in submissions:
         try:
-            results.append(grade(sub, problem_set, seed, only=only, trials=trials, trial=trial))
+            results.append(grade_planned(sub, plan))
         except SubmissionError as exc:
             unreadable.append(str(exc))
     if not results:

@@ -13,7 +13,7 @@ result is plain JSON (``"plots"`` in the report), for the HTML report.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -59,20 +59,28 @@ def plots(path: Any, questions: Sequence[tuple[ProblemSpec, QuestionSpec]]) -> l
     sub = read_submission(path)
     if sub.syntax_error is not None:
         return [_plot(p, q, expected, None, "the file does not compile") for p, q, _, expected in todo]
-    result = []
     with Sandbox(sub.source, sub.name, Limits(), sub.locate) as sandbox:
-        functions = sandbox.load().functions
-        for p, q, x, expected in todo:
-            if q.function not in functions:
-                result.append(_plot(p, q, expected, None, f"{q.function} is not defined"))
-                continue
-            call = sandbox.call(q.function, [(q.args[0], x)], None, q.timeout)
-            got = call.outputs[0] if call.status == "ok" else None
-            if got is not None and got.shape != x.shape:
-                got, message = None, f"returned shape {got.shape} for an input of shape {x.shape}"
-            else:
-                message = call.message if call.status != "ok" else ""
-            result.append(_plot(p, q, expected, got, message))
+        return plots_in(sandbox, sandbox.load().functions, todo)
+
+
+def plots_in(sandbox: Sandbox, functions: Collection[str],
+             todo: Sequence[tuple[ProblemSpec, QuestionSpec, np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
+    """The curves of ``todo`` (from ``plot_questions``) from a sandbox that has loaded the submission.
+
+    A batch calls this in the sandbox it graded with, so plots cost calls, not another worker.
+    """
+    result = []
+    for p, q, x, expected in todo:
+        if q.function not in functions:
+            result.append(_plot(p, q, expected, None, f"{q.function} is not defined"))
+            continue
+        call = sandbox.call(q.function, [(q.args[0], x)], None, q.timeout)
+        got = call.outputs[0] if call.status == "ok" else None
+        if got is not None and got.shape != x.shape:
+            got, message = None, f"returned shape {got.shape} for an input of shape {x.shape}"
+        else:
+            message = call.message if call.status != "ok" else ""
+        result.append(_plot(p, q, expected, got, message))
     return result
 
 

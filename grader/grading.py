@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -110,8 +110,13 @@ def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None
 
 
 def grade_planned(sub: Submission | str | Path, plan: Plan, limits: Limits | None = None,
-                  start: float | None = None) -> GradeResult:
-    """Grade one submission against a plan drawn beforehand (a batch draws one plan for all)."""
+                  start: float | None = None, then: Callable[[Sandbox, LoadReport], None] | None = None
+                  ) -> GradeResult:
+    """Grade one submission against a plan drawn beforehand (a batch draws one plan for all).
+
+    ``then`` runs in the same sandbox after the questions (a batch draws its plots there), unless
+    the file does not compile and no sandbox was started.
+    """
     start = time.perf_counter() if start is None else start
     sub = sub if isinstance(sub, Submission) else read_submission(sub)
     if sub.syntax_error is not None:
@@ -122,6 +127,8 @@ def grade_planned(sub: Submission | str | Path, plan: Plan, limits: Limits | Non
         outputs: list[OutputResult] = []
         for drawn in plan.questions:
             outputs += _grade_question(sandbox, load, sub, drawn, forbidden.get(drawn.cq.question.function))
+        if then is not None:
+            then(sandbox, load)
     notes = sub.notes + tuple(f"{sub.locate(i.line)}: {i.message}" for i in load.issues)
     ps = plan.problem_set
     return GradeResult(sub.path, ps.name, ps.path, plan.seed, tuple(outputs), notes, load.layers,

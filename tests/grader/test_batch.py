@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import grader.grading
+import grader.batch
 from grader.batch import BatchInterrupted, BatchOptions, run_batch
 from grader.cli import main
 from grader.gradebook import Gradebook, problem_keys
@@ -95,13 +95,13 @@ def test_a_spec_fix_regrades_only_the_problems_of_that_file(klass: Path, tmp_pat
     (problems / "set.yaml").write_text((problems / "set.yaml").read_text().replace("examples:", "# examples:"))
     roster = find_submissions([klass / "alice.py", klass / "bob.py"])
     seen: list[tuple[str, ...]] = []
-    real_grade = grader.grading.grade
+    real_grade = grader.batch._Grader.grade
 
-    def spy(path, problem_set, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(tuple(p.name for p in problem_set.problems))
-        return real_grade(path, problem_set, *args, **kwargs)
+    def spy(self, task):  # type: ignore[no-untyped-def]
+        seen.append(task.problems)
+        return real_grade(self, task)
 
-    monkeypatch.setattr(grader.grading, "grade", spy)
+    monkeypatch.setattr(grader.batch._Grader, "grade", spy)
 
     def run() -> tuple[str, ...]:
         with Gradebook(tmp_path / "g.sqlite") as gb:
