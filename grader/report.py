@@ -84,7 +84,7 @@ def _tolerance_block(result: GradeResult, o: OutputResult, f: TrialFailure) -> l
     case = f"the fixed case {', '.join(f'{k}={v}' for k, v in f.case.items())}; " if f.case else ""
     lines = [f"  tolerance report (failing trial {f.trial}: {case}{dims}; seed {result.seed}):"]
     c = f.comparison
-    if c is not None and c.n_bad and c.max_abs == c.max_abs:
+    if c is not None and c.n_bad and math.isfinite(c.max_abs):
         where = f" at index {list(c.worst_index)}" if c.worst_index else ""
         lines.append(f"    worst abs error {c.max_abs:.3g}, worst rel error {c.max_rel:.3g}{where}")
         lines.append(f"    {100 * c.share_bad:.0f}% of {c.size} element(s) outside atol {o.tolerance.atol:g} + "
@@ -110,8 +110,16 @@ def _example_block(function: str, e: Example) -> list[str]:
 
 def array_text(value: np.ndarray) -> str:
     """An array as a student would type it: few digits, no float noise, long arrays elided."""
-    return np.array2string(np.asarray(value), precision=6, floatmode="maxprec", suppress_small=True,
-                           separator=", ", threshold=36, edgeitems=3, max_line_width=90)
+    value = np.asarray(value, dtype=np.float64)
+    if value.ndim == 0:
+        return _number(float(value))
+    return np.array2string(value, separator=", ", threshold=36, edgeitems=3, max_line_width=90,
+                           formatter={"float_kind": _number})
+
+
+def _number(x: float) -> str:
+    # 1 rather than "1.", 0.1 rather than 0.10000000000000001, and six significant digits at most
+    return np.format_float_positional(x, precision=6, unique=True, fractional=False, trim="-")
 
 
 def _finite(x: float | None) -> float | None:
