@@ -110,7 +110,7 @@ def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None
     if sub.syntax_error is not None:
         return _ungraded(sub, problem_set, seed, selected, start)
     forbidden = forbidden_uses(sub.source, problem_set.forbidden_imports)
-    with Sandbox(sub.source, sub.name, limits or Limits(), sub.locate) as sandbox:
+    with Sandbox(sub.source, sub.name, limits or Limits(), sub.locate, problem_set.forbidden_imports) as sandbox:
         load = sandbox.load()
         outputs: list[OutputResult] = []
         for p, q in selected:
@@ -192,7 +192,7 @@ def _run_trial(sandbox: Sandbox, cq: CompiledQuestion, t: Trial, tallies: list[_
         tally.passed += comparison.passed
         if not comparison.passed:
             tally.failed.append(Failed(t, results[0].outputs[i]))
-    return bad is None or bad.status not in ("timeout", "crashed")
+    return bad is None or bad.status not in ("timeout", "crashed", "forbidden")
 
 
 def _call(sandbox: Sandbox, cq: CompiledQuestion, t: Trial) -> CallResult:
@@ -265,7 +265,7 @@ def _distinct(warnings: Iterable[str]) -> tuple[str, ...]:
 def _verdict(tally: _Tally) -> tuple[str, str, TrialFailure | None]:
     if tally.call_failure is not None:
         t, r = tally.call_failure
-        status = "timeout" if r.status == "timeout" else "error"
+        status = r.status if r.status in ("timeout", "forbidden") else "error"
         return status, r.message, TrialFailure(t.index, dict(t.dims), r.message, None, _case(t))
     failed = [(t, c) for t, c in tally.comparisons if not c.passed]
     if not failed:

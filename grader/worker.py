@@ -12,6 +12,13 @@ more ``.npy`` blobs, each behind its own 8-byte length. Nothing is ever pickled.
 Requests are ``load`` (once) and ``call`` (repeatedly); the worker answers with
 ``loading`` events (one before each top-level statement), one ``loaded`` event,
 and one ``result`` per call. stdout/stderr belong to the student.
+
+The ``load`` request names the forbidden modules. A finder placed first on
+``sys.meta_path`` refuses them, however they are asked for (``import``,
+``__import__``, ``importlib.import_module`` with a computed name), and the
+statement or call that tried is reported as ``forbidden``. The submission runs in
+this process and could remove the finder: this is defence in depth, and the
+grader never trusts the worker to say that a function is *not* forbidden.
 """
 
 from __future__ import annotations
@@ -140,6 +147,35 @@ def _flush_student_output() -> None:
             pass
 
 
+# --- forbidden imports -----------------------------------------------------------
+
+class ImportGuard:
+    """A meta-path finder that refuses forbidden top-level modules and notes every attempt."""
+
+    def __init__(self, banned: Sequence[str]) -> None:
+        self.banned = frozenset(banned)
+        self.attempts: list[str] = []
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        root = name.partition(".")[0]
+        if root in self.banned:
+            self.attempts.append(root)
+            raise ImportError(f"importing {root!r} is forbidden by this problem set", name=name)
+        return None  # not ours to refuse: the next finder looks for it
+
+    def since(self, mark: int) -> str | None:
+        """The first module refused after ``len(attempts)`` was ``mark``, if any."""
+        return self.attempts[mark] if len(self.attempts) > mark else None
+
+
+def install_guard(banned: Sequence[str]) -> ImportGuard:
+    guard = ImportGuard(banned)
+    for name in [m for m in sys.modules if m.partition(".")[0] in guard.banned]:
+        del sys.modules[name]  # nothing banned is imported before the student runs; be sure of it
+    sys.meta_path.insert(0, guard)
+    return guard
+
+
 # --- loading -------------------------------------------------------------------
 
 def _future_flags(stmt: ast.stmt) -> int:
@@ -149,7 +185,7 @@ def _future_flags(stmt: ast.stmt) -> int:
     return 0
 
 
-def load(request: dict, out_fd: int) -> types.ModuleType:
+def load(request: dict, out_fd: int, guard: ImportGuard) -> types.ModuleType:
     """Execute the submission one top-level statement at a time, reporting each failure."""
     source, filename = request["source"], request["filename"]
     skip, lines = set(request["skip_lines"]), source.splitlines()
@@ -169,6 +205,7 @@ def load(request: dict, out_fd: int) -> types.ModuleType:
         if stmt.lineno in skip:
             continue
         send(out_fd, {"event": "loading", "line": stmt.lineno})
+        mark = len(guard.attempts)
         try:
             code = compile(ast.Module([stmt], type_ignores=[]), filename, "exec", flags=flags, dont_inherit=True)
             exec(code, module.__dict__)
@@ -176,6 +213,11 @@ def load(request: dict, out_fd: int) -> types.ModuleType:
             raise
         except BaseException as exc:  # noqa: BLE001 - record it; the statements after it still run
             errors.append({"line": stmt.lineno, **_exception(exc, filename, lines)})
+        refused = guard.since(mark)
+        if refused is not None:  # an attempt counts even when the student caught the ImportError
+            if errors and errors[-1]["line"] == stmt.lineno:
+                errors.pop()  # the refused import's own ImportError says less than this
+            errors.append({"line": stmt.lineno, **_error("forbidden", "ImportError", refused)})
     _flush_student_output()
     functions = [name for name, value in list(module.__dict__.items())
                  if isinstance(name, str) and not name.startswith("__") and callable(value)]
@@ -276,7 +318,7 @@ def _mutated(names: list[str], args: list[Any], pristine: list[np.ndarray | None
 
 
 def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
-         source_lines: list[str]) -> tuple[dict, list[np.ndarray]]:
+         source_lines: list[str], guard: ImportGuard) -> tuple[dict, list[np.ndarray]]:
     """Run one call on fresh copies of its arguments; return the result header and the output arrays."""
     filename = module.__file__ or ""
     kinds, names = request["arg_kinds"], request["names"]
@@ -286,6 +328,7 @@ def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
                     "mutated": [], "error": None}
     func: Callable | None = module.__dict__.get(request["function"])
     outputs: list[np.ndarray] = []
+    mark = len(guard.attempts)
     start = time.perf_counter()
     if not callable(func):
         result["error"] = _error("missing", "NameError", f"there is no function named {request['function']!r}")
@@ -300,13 +343,17 @@ def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
         except BaseException as exc:  # noqa: BLE001 - any failure of the student's function is a result
             result["error"] = _exception(exc, filename, source_lines)
         result["mutated"] = _mutated(names, args, pristine)
+        refused = guard.since(mark)
+        if refused is not None:  # whatever the function returned, it tried to use a forbidden module
+            outputs = []
+            result.update(ok=False, outputs=0, notes=[], error=_error("forbidden", "ImportError", refused))
     result["elapsed"] = time.perf_counter() - start
     return result, outputs
 
 
 def serve(in_fd: int, out_fd: int) -> None:
     """Answer one load and then calls until the grader closes the request pipe."""
-    module, lines = None, []
+    module, lines, guard = None, [], ImportGuard(())
     while True:
         try:
             request, arrays = read_request(in_fd)
@@ -315,9 +362,10 @@ def serve(in_fd: int, out_fd: int) -> None:
         if request["cmd"] == "load" and module is None:
             lines = request["source"].splitlines()
             _register_source(request["filename"], request["source"])
-            module = load(request, out_fd)
+            guard = install_guard(request["forbidden"])
+            module = load(request, out_fd, guard)
         elif request["cmd"] == "call" and module is not None:
-            header, outputs = call(module, request, arrays, lines)
+            header, outputs = call(module, request, arrays, lines, guard)
             _flush_student_output()
             send(out_fd, header, outputs)
         else:
