@@ -168,6 +168,41 @@ class ImportGuard:
         return self.attempts[mark] if len(self.attempts) > mark else None
 
 
+# --- what the student may not change for the worker ------------------------------
+
+class Pristine:
+    """The modules the worker itself relies on, as they were before student code ran.
+
+    A submission runs in this process and can patch ``builtins``, ``numpy``, ``json``
+    or this very script's functions. ``restore`` puts every name back after each top-level
+    statement and each call, so a patch cannot poison how later calls are converted and
+    sent (added names stay). The parent validates every byte anyway; this keeps one
+    function's mischief from costing the innocent ones their points.
+    """
+
+    MODULES = ("__main__", "builtins", "numpy", "numpy.lib.format", "json", "struct", "os", "io", "sys", "time",
+               "traceback", "types", "linecache", "ast")
+
+    def __init__(self, guard: ImportGuard) -> None:
+        self.guard = guard
+        self.saved = [(name, sys.modules[name], dict(sys.modules[name].__dict__))
+                      for name in self.MODULES if name in sys.modules]
+        self.modules = sys.modules
+
+    def restore(self) -> None:
+        # no builtins and no globals here beyond `self`: they may be the very things that were patched
+        missing = object()
+        for name, module, names in self.saved:
+            self.modules[name] = module
+            current = module.__dict__
+            for key, value in names.items():
+                if current.get(key, missing) is not value:
+                    current[key] = value
+        meta_path = self.modules["sys"].meta_path
+        if not meta_path or meta_path[0] is not self.guard:
+            meta_path.insert(0, self.guard)
+
+
 def install_guard(banned: Sequence[str]) -> ImportGuard:
     guard = ImportGuard(banned)
     for name in [m for m in sys.modules if m.partition(".")[0] in guard.banned]:
@@ -185,7 +220,7 @@ def _future_flags(stmt: ast.stmt) -> int:
     return 0
 
 
-def load(request: dict, out_fd: int, guard: ImportGuard) -> types.ModuleType:
+def load(request: dict, out_fd: int, guard: ImportGuard, keeper: Pristine) -> types.ModuleType:
     """Execute the submission one top-level statement at a time, reporting each failure."""
     source, filename = request["source"], request["filename"]
     skip, lines = set(request["skip_lines"]), source.splitlines()
@@ -212,7 +247,9 @@ def load(request: dict, out_fd: int, guard: ImportGuard) -> types.ModuleType:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - record it; the statements after it still run
+            keeper.restore()
             errors.append({"line": stmt.lineno, **_exception(exc, filename, lines)})
+        keeper.restore()
         refused = guard.since(mark)
         if refused is not None:  # an attempt counts even when the student caught the ImportError
             if errors and errors[-1]["line"] == stmt.lineno:
@@ -318,7 +355,7 @@ def _mutated(names: list[str], args: list[Any], pristine: list[np.ndarray | None
 
 
 def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
-         source_lines: list[str], guard: ImportGuard) -> tuple[dict, list[np.ndarray]]:
+         source_lines: list[str], guard: ImportGuard, keeper: Pristine) -> tuple[dict, list[np.ndarray]]:
     """Run one call on fresh copies of its arguments; return the result header and the output arrays."""
     filename = module.__file__ or ""
     kinds, names = request["arg_kinds"], request["names"]
@@ -334,13 +371,17 @@ def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
         result["error"] = _error("missing", "NameError", f"there is no function named {request['function']!r}")
     else:
         try:
-            value = func(*args)
+            try:
+                value = func(*args)
+            finally:
+                keeper.restore()
             outputs, notes, error = _outputs(value, request["n_outputs"], request["max_elements"])
             del value
             result.update(ok=error is None, outputs=len(outputs), notes=notes[:MAX_ITEMS], error=error)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - any failure of the student's function is a result
+            keeper.restore()  # converting the value ran student code too (__array__, __len__)
             result["error"] = _exception(exc, filename, source_lines)
         result["mutated"] = _mutated(names, args, pristine)
         refused = guard.since(mark)
@@ -354,6 +395,7 @@ def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
 def serve(in_fd: int, out_fd: int) -> None:
     """Answer one load and then calls until the grader closes the request pipe."""
     module, lines, guard = None, [], ImportGuard(())
+    keeper = Pristine(guard)
     while True:
         try:
             request, arrays = read_request(in_fd)
@@ -363,9 +405,11 @@ def serve(in_fd: int, out_fd: int) -> None:
             lines = request["source"].splitlines()
             _register_source(request["filename"], request["source"])
             guard = install_guard(request["forbidden"])
-            module = load(request, out_fd, guard)
+            keeper = Pristine(guard)
+            module = load(request, out_fd, guard, keeper)
         elif request["cmd"] == "call" and module is not None:
-            header, outputs = call(module, request, arrays, lines, guard)
+            header, outputs = call(module, request, arrays, lines, guard, keeper)
+            keeper.restore()
             _flush_student_output()
             send(out_fd, header, outputs)
         else:
