@@ -93,6 +93,22 @@ def scratch_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def cgroups(monkeypatch: pytest.MonkeyPatch) -> list[PidsCgroup]:
+    """The pids cgroups the sandboxes of this test make (none where the host has none)."""
+    made: list[PidsCgroup] = []
+    original = PidsCgroup.create
+
+    def create(max_pids: int) -> PidsCgroup | None:
+        cgroup = original(max_pids)
+        if cgroup is not None:
+            made.append(cgroup)
+        return cgroup
+
+    monkeypatch.setattr("grader.sandbox.PidsCgroup.create", create)
+    return made
+
+
+@pytest.fixture
 def server() -> Iterator[socket.socket]:
     """A listening socket on the grader's loopback, for the network attack."""
     with socket.socket() as sock:
@@ -109,7 +125,7 @@ def test_every_submission_has_an_outcome() -> None:
 
 @pytest.mark.parametrize("name", sorted(OUTCOMES))
 def test_attack_costs_only_its_own_function(name: str, tmp_path: Path, scratch_root: Path,
-                                            server: socket.socket) -> None:
+                                            server: socket.socket, cgroups: list[PidsCgroup]) -> None:
     if name == "fork_bomb":
         _require_process_cap()
     marker, target = f"hostile-stray-{uuid.uuid4().hex}", tmp_path / "escaped.txt"
@@ -128,6 +144,7 @@ def test_attack_costs_only_its_own_function(name: str, tmp_path: Path, scratch_r
     assert expected.message in attack.message
     assert expected.note in "\n".join(result.notes)
     assert _strays(marker) == []
+    assert [c.path for c in cgroups if c.path.exists()] == []  # removed, so nothing was left in them
     assert list(scratch_root.iterdir()) == []  # every scratch directory was removed
     if CONFINED_FILES:
         assert not target.exists()
@@ -166,7 +183,7 @@ def _require_process_cap() -> None:
 
 
 def _strays(marker: str) -> list[int]:
-    """Live processes started by a submission: carrying ``marker``, or still in a sandbox's cgroup."""
+    """Live processes that carry ``marker``: the ones a submission started with it."""
     deadline = time.monotonic() + 2.0
     while (found := _live_with(marker)) and time.monotonic() < deadline:
         time.sleep(0.01)  # killed processes are gone once the kernel has delivered SIGKILL
@@ -180,9 +197,8 @@ def _live_with(marker: str) -> list[int]:
             if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
                 continue
             cmdline = (proc / "cmdline").read_bytes()
-            cgroups = (proc / "cgroup").read_text()
         except (OSError, IndexError):
             continue
-        if marker.encode() in cmdline or "grader-sandbox-" in cgroups:
+        if marker.encode() in cmdline:
             found.append(int(proc.name))
     return found
