@@ -122,7 +122,8 @@ def grade_planned(sub: Submission | str | Path, plan: Plan, limits: Limits | Non
     if sub.syntax_error is not None:
         return _ungraded(sub, plan, start)
     forbidden = forbidden_uses(sub.source, plan.problem_set.forbidden_imports)
-    with Sandbox(sub.source, sub.name, limits or Limits(), sub.locate) as sandbox:
+    with Sandbox(sub.source, sub.name, limits or Limits(), sub.locate,
+                 plan.problem_set.forbidden_imports) as sandbox:
         load = sandbox.load()
         outputs: list[OutputResult] = []
         for drawn in plan.questions:
@@ -220,7 +221,7 @@ def _run_trial(sandbox: Sandbox, cq: CompiledQuestion, group: tuple[Trial, ...],
         tally.passed += comparison.passed
         if not comparison.passed:
             tally.failed.append(Failed(t, results[0].outputs[i]))
-    return bad is None or bad.status not in ("timeout", "crashed")
+    return bad is None or bad.status not in ("timeout", "crashed", "forbidden")
 
 
 def _call(sandbox: Sandbox, cq: CompiledQuestion, t: Trial) -> CallResult:
@@ -293,7 +294,7 @@ def _distinct(warnings: Iterable[str]) -> tuple[str, ...]:
 def _verdict(tally: _Tally) -> tuple[str, str, TrialFailure | None]:
     if tally.call_failure is not None:
         t, r = tally.call_failure
-        status = "timeout" if r.status == "timeout" else "error"
+        status = r.status if r.status in ("timeout", "forbidden") else "error"
         return status, r.message, TrialFailure(t.index, dict(t.dims), r.message, None, _case(t))
     failed = [(t, c) for t, c in tally.comparisons if not c.passed]
     if not failed:

@@ -6,7 +6,9 @@ scratch directory, rlimits), talks to it over two pipes (framing: see the
 worker's docstring) and validates every byte that comes back. A hang, crash or
 exit during a call costs that call only: the next call starts a fresh worker and
 loads the submission again, skipping the statements that killed earlier workers.
-Stronger isolation (namespaces) is meant to wrap the argv of ``worker_command``.
+The worker runs under the strongest isolation the host offers (``grader.isolation``:
+bubblewrap or unshare namespaces) and, where one can be made, in a pids cgroup
+(``grader.process_cgroup``); ``layers`` names what was active and what was missing.
 
 This module holds the public results and the ``Sandbox`` that ties the parts
 together: starting and watching worker processes is ``grader.sandbox_process``,
@@ -15,6 +17,7 @@ the wire format and its validation is ``grader.sandbox_protocol``.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -26,13 +29,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from grader.isolation import Isolation, select
+from grader.process_cgroup import PidsCgroup
+
 # Limits, worker_command, worker_environment, rlimit_plan and SandboxError are public here too
 from grader.sandbox_process import (KiB, MiB, Limits, SandboxError, Worker, apply_rlimits, describe_exit,
                                     rlimit_plan, size, worker_command, worker_environment)
 from grader.sandbox_protocol import (LOADED, LOADING, MAX_TEXT, RESULT, Malformed, clean, encode_args, fields,
                                      line_number, parse_payload, request, where)
 
-STATUSES = ("ok", "error", "timeout", "crashed", "missing")
+STATUSES = ("ok", "error", "timeout", "crashed", "missing", "forbidden")
 STARTUP_TIMEOUT = 30.0  # python + numpy on a cold disk; no student code runs before the first event
 HEADER_CAP = 4 * MiB  # the worker caps every message and list, so a real header is far smaller
 
@@ -40,7 +46,7 @@ HEADER_CAP = 4 * MiB  # the worker caps every message and list, so a real header
 @dataclass(frozen=True)
 class LoadIssue:
     """A top-level statement that failed while loading. ``kind``: exception, exit, syntax, crashed,
-    timeout or protocol; ``message`` is for a student and does not repeat the line."""
+    timeout, protocol or forbidden; ``message`` is for a student and does not repeat the line."""
 
     line: int
     kind: str
@@ -92,14 +98,22 @@ class Sandbox:
     """
 
     def __init__(self, source: str, filename: str, limits: Limits = Limits(),
-                 locate: Callable[[int], str] = line_number) -> None:
-        """``locate`` names a line of ``source`` in messages (a notebook's code is numbered by cell)."""
+                 locate: Callable[[int], str] = line_number, forbidden: Sequence[str] = (),
+                 isolation: Isolation | None = None) -> None:
+        """``locate`` names a line of ``source`` in messages (a notebook's code is numbered by cell).
+
+        ``forbidden``: top-level modules the worker refuses to import (status ``forbidden``).
+        ``isolation``: None for the strongest the host offers, or ``$GRADE_ISOLATION``'s choice.
+        """
         self._source, self._filename, self._limits, self._locate = source, filename, limits, locate
+        self._forbidden = sorted(set(forbidden))
+        self._isolation = isolation or select()
         self._plan = rlimit_plan(limits)
+        self._cgroup = PidsCgroup.create(limits.processes)
         self._scratch = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
         self._live: list[Worker] = []  # the running worker, if any; shared with the finalizer
         # also on garbage collection and at interpreter exit, should a caller forget close()
-        self._release = weakref.finalize(self, _release, self._live, self._scratch)
+        self._release = weakref.finalize(self, _release, self._live, self._scratch, self._cgroup)
         self._starts = 0
         self._skipped: dict[int, LoadIssue] = {}  # line -> why, in the order they were found
         self._report: LoadReport | None = None
@@ -113,9 +127,22 @@ class Sandbox:
 
     @property
     def layers(self) -> tuple[str, ...]:
-        """The isolation layers every worker of this sandbox runs under."""
+        """The isolation layers every worker of this sandbox runs under, then those missing ("missing: ...")."""
+        if self._cgroup is not None:
+            count = (f"cgroup: at most {self._limits.processes} processes and threads, all killed with the worker",)
+        else:
+            root = "; root ignores RLIMIT_NPROC" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
+            count = (f"missing: process count limit (no writable pids cgroup{root})",)
+        labels = self._isolation.labels(self._limits.scratch_size, self._cgroup is not None)
+        given = [label for label in (*labels, *count) if not label.startswith("missing: ")]
         return ("separate process", "isolated interpreter (python -I -S)", "scrubbed environment",
-                "scratch working directory", *(label for *_, label in self._plan))
+                "scratch working directory", *(label for *_, label in self._plan), "BLAS threads pinned to 1",
+                *given, *(label for label in (*labels, *count) if label.startswith("missing: ")))
+
+    @property
+    def isolation(self) -> str:
+        """The isolation mode of this sandbox's workers: bwrap, unshare or process."""
+        return self._isolation.mode
 
     @property
     def process_group(self) -> int | None:
@@ -183,7 +210,7 @@ class Sandbox:
             self._stop()
             return _failed("timeout", f"did not return within {timeout:g} s", elapsed, worker.output.take())
         if reply == "died":
-            code = worker.finish(grace=1.0)
+            code = self._isolation.exit_code(worker.finish(grace=1.0))
             self._stop()
             stdout = worker.output.take()
             what, hint = describe_exit(code, worker.cpu_used, self._limits, stdout)
@@ -207,13 +234,15 @@ class Sandbox:
         if header["ok"]:
             return CallResult("ok", tuple(arrays), notes, mutated, "", float(header["elapsed"]), stdout)
         err = header["error"]
-        status = "missing" if err["kind"] == "missing" else "error"
+        status = err["kind"] if err["kind"] in ("missing", "forbidden") else "error"
         return CallResult(status, (), notes, mutated, self._error_message(err), float(header["elapsed"]), stdout)
 
     def _error_message(self, err: dict) -> str:
         text = clean(err["message"])
         if err["kind"] in ("output", "missing", "syntax"):
             return text
+        if err["kind"] == "forbidden":
+            return _forbidden_message(text)
         if err["kind"] == "exit":
             return f"{text} during the call"
         message = f"{clean(err['type'])}: {text}{where(err['frames'], self._locate)}"
@@ -233,8 +262,10 @@ class Sandbox:
             workdir = self._scratch / f"run-{self._starts}"
             workdir.mkdir()
             self._starts += 1
-            worker = Worker(worker_command, worker_environment(workdir), workdir, apply_rlimits(self._plan),
-                             self._limits.max_output)
+            command = functools.partial(self._isolation.command, scratch_size=self._limits.scratch_size)
+            join = self._cgroup.join if self._cgroup is not None else None
+            worker = Worker(command, worker_environment(self._isolation.home(workdir)), workdir,
+                            apply_rlimits(self._plan, join), self._limits.max_output)
             self._live.append(worker)
             outcome = self._load_into(worker)
             if isinstance(outcome, _Loaded):
@@ -246,7 +277,7 @@ class Sandbox:
 
     def _load_into(self, worker: Worker) -> _Loaded | LoadIssue:
         frame = request({"cmd": "load", "source": self._source, "filename": self._filename,
-                         "skip_lines": sorted(self._skipped)})
+                         "skip_lines": sorted(self._skipped), "forbidden": self._forbidden})
         deadline, line = time.monotonic() + STARTUP_TIMEOUT, None
         reply = worker.send(frame, deadline)
         while True:
@@ -267,7 +298,7 @@ class Sandbox:
 
     def _fatal_statement(self, worker: Worker, line: int | None, failure: str) -> LoadIssue:
         """Why statement ``line`` cannot be run; the worker is gone afterwards."""
-        code = worker.finish(grace=1.0 if failure == "died" else 0.0)
+        code = self._isolation.exit_code(worker.finish(grace=1.0 if failure == "died" else 0.0))
         if line is None:  # no student code had run yet: the sandbox itself is broken
             raise SandboxError(f"the sandbox worker failed before running any student code ({failure}, exit code "
                                f"{code}): {worker.output.take()[-MAX_TEXT:]}")
@@ -285,8 +316,7 @@ class Sandbox:
         return self._live[0] if self._live else None
 
     def _stop(self) -> None:
-        while self._live:
-            self._live.pop().kill()
+        _kill(self._live, self._cgroup)
 
     def _check_open(self) -> None:
         if not self._release.alive:
@@ -297,8 +327,14 @@ def _failed(status: str, message: str, elapsed: float = 0.0, stdout: str = "") -
     return CallResult(status, (), (), (), message, elapsed, stdout)
 
 
+def _forbidden_message(module: str) -> str:
+    return f"imports '{module}', which this problem set forbids: derive the result by hand with NumPy"
+
+
 def _load_issue(error: dict, locate: Callable[[int], str]) -> LoadIssue:
     text = clean(error["message"])
+    if error["kind"] == "forbidden":
+        return LoadIssue(error["line"], "forbidden", f"{_forbidden_message(text)} (the import was refused)")
     if error["kind"] == "exit":
         return LoadIssue(error["line"], "exit", f"{text} while loading; the statements after it still ran")
     if error["kind"] == "syntax":
@@ -307,10 +343,19 @@ def _load_issue(error: dict, locate: Callable[[int], str]) -> LoadIssue:
                      "the statements after it still ran")
 
 
-def _release(live: list[Worker], scratch: Path) -> None:
-    """Kill the running worker's process group and remove the scratch directory."""
+def _kill(live: list[Worker], cgroup: PidsCgroup | None) -> None:
+    """Kill the running worker's process group, then whatever else of it the cgroup still holds."""
     while live:
         live.pop().kill()
+    if cgroup is not None:
+        cgroup.kill_all()
+
+
+def _release(live: list[Worker], scratch: Path, cgroup: PidsCgroup | None) -> None:
+    """Kill everything the workers started and remove the scratch directory and the cgroup."""
+    _kill(live, cgroup)
+    if cgroup is not None:
+        cgroup.remove()
     _remove_tree(scratch)
 
 

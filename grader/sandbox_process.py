@@ -59,9 +59,12 @@ class Limits:
     max_output: int = 1 * MiB  # captured stdout+stderr per load or call; the rest is discarded
     max_output_elements: int = 25_000_000  # float64 elements returned by one call (200 MB)
     max_restarts: int = 20
+    processes: int = 64  # processes and threads of one sandbox, where a pids cgroup can enforce it
+    scratch_size: int = 64 * MiB  # the scratch tmpfs, where the isolation gives the worker one
 
     def __post_init__(self) -> None:
-        for name in ("memory", "cpu_seconds", "file_size", "open_files", "max_output", "max_output_elements"):
+        for name in ("memory", "cpu_seconds", "file_size", "open_files", "max_output", "max_output_elements",
+                     "processes", "scratch_size"):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:
                 raise SandboxError(f"Limits.{name}={value!r}: expected a positive whole number")
@@ -74,7 +77,7 @@ class Limits:
 # --- how a worker is started ---------------------------------------------------
 
 def worker_command(request_fd: int, response_fd: int) -> list[str]:
-    """The argv of a worker; an isolation layer (bubblewrap, unshare) would wrap this list."""
+    """The argv of a bare worker; ``grader.isolation`` wraps it in bubblewrap or unshare where it can."""
     # -S keeps site's .pth hooks (an editable install of this grader) away from the student
     return [sys.executable, "-I", "-S", str(WORKER), str(request_fd), str(response_fd), str(PACKAGES)]
 
@@ -108,9 +111,12 @@ def rlimit_plan(limits: Limits) -> tuple[tuple[int, int, int, str], ...]:
     return tuple(plan)
 
 
-def apply_rlimits(plan: Sequence[tuple[int, int, int, str]]) -> Callable[[], None]:
-    """The ``preexec_fn`` that sets every limit of ``plan`` (see ``rlimit_plan``) in the new worker."""
+def apply_rlimits(plan: Sequence[tuple[int, int, int, str]],
+                  first: Callable[[], None] | None = None) -> Callable[[], None]:
+    """The ``preexec_fn`` that calls ``first`` (e.g. joining a cgroup), then sets every limit of ``plan``."""
     def preexec() -> None:  # runs in the child between fork and exec: no allocation-heavy work here
+        if first is not None:
+            first()
         for res, soft, hard, _ in plan:
             try:
                 resource.setrlimit(res, (soft, hard))

@@ -57,7 +57,7 @@ def fields(value: object, spec: Mapping[str, Callable[[object], bool]]) -> dict:
 
 
 _FRAME = {"file": _is_str, "line": _is_line, "function": _is_str, "source": _is_str}
-_ERROR = {"kind": lambda v: v in ("exception", "exit", "memory", "output", "missing", "syntax"),
+_ERROR = {"kind": lambda v: v in ("exception", "exit", "memory", "output", "missing", "syntax", "forbidden"),
           "type": _is_str, "message": _is_str, "frames": _list_of(lambda f: bool(fields(f, _FRAME)))}
 _LOAD_ERROR = {"line": _is_line, **_ERROR}
 # the worker's three events, as field specs for ``fields``

@@ -12,6 +12,13 @@ more ``.npy`` blobs, each behind its own 8-byte length. Nothing is ever pickled.
 Requests are ``load`` (once) and ``call`` (repeatedly); the worker answers with
 ``loading`` events (one before each top-level statement), one ``loaded`` event,
 and one ``result`` per call. stdout/stderr belong to the student.
+
+The ``load`` request names the forbidden modules. A finder placed first on
+``sys.meta_path`` refuses them, however they are asked for (``import``,
+``__import__``, ``importlib.import_module`` with a computed name), and the
+statement or call that tried is reported as ``forbidden``. The submission runs in
+this process and could remove the finder: this is defence in depth, and the
+grader never trusts the worker to say that a function is *not* forbidden.
 """
 
 from __future__ import annotations
@@ -140,6 +147,70 @@ def _flush_student_output() -> None:
             pass
 
 
+# --- forbidden imports -----------------------------------------------------------
+
+class ImportGuard:
+    """A meta-path finder that refuses forbidden top-level modules and notes every attempt."""
+
+    def __init__(self, banned: Sequence[str]) -> None:
+        self.banned = frozenset(banned)
+        self.attempts: list[str] = []
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        root = name.partition(".")[0]
+        if root in self.banned:
+            self.attempts.append(root)
+            raise ImportError(f"importing {root!r} is forbidden by this problem set", name=name)
+        return None  # not ours to refuse: the next finder looks for it
+
+    def since(self, mark: int) -> str | None:
+        """The first module refused after ``len(attempts)`` was ``mark``, if any."""
+        return self.attempts[mark] if len(self.attempts) > mark else None
+
+
+# --- what the student may not change for the worker ------------------------------
+
+class Pristine:
+    """The modules the worker itself relies on, as they were before student code ran.
+
+    A submission runs in this process and can patch ``builtins``, ``numpy``, ``json``
+    or this very script's functions. ``restore`` puts every name back after each top-level
+    statement and each call, so a patch cannot poison how later calls are converted and
+    sent (added names stay). The parent validates every byte anyway; this keeps one
+    function's mischief from costing the innocent ones their points.
+    """
+
+    MODULES = ("__main__", "builtins", "numpy", "numpy.lib.format", "json", "struct", "os", "io", "sys", "time",
+               "traceback", "types", "linecache", "ast")
+
+    def __init__(self, guard: ImportGuard) -> None:
+        self.guard = guard
+        self.saved = [(name, sys.modules[name], dict(sys.modules[name].__dict__))
+                      for name in self.MODULES if name in sys.modules]
+        self.modules = sys.modules
+
+    def restore(self) -> None:
+        # no builtins and no globals here beyond `self`: they may be the very things that were patched
+        missing = object()
+        for name, module, names in self.saved:
+            self.modules[name] = module
+            current = module.__dict__
+            for key, value in names.items():
+                if current.get(key, missing) is not value:
+                    current[key] = value
+        meta_path = self.modules["sys"].meta_path
+        if not meta_path or meta_path[0] is not self.guard:
+            meta_path.insert(0, self.guard)
+
+
+def install_guard(banned: Sequence[str]) -> ImportGuard:
+    guard = ImportGuard(banned)
+    for name in [m for m in sys.modules if m.partition(".")[0] in guard.banned]:
+        del sys.modules[name]  # nothing banned is imported before the student runs; be sure of it
+    sys.meta_path.insert(0, guard)
+    return guard
+
+
 # --- loading -------------------------------------------------------------------
 
 def _future_flags(stmt: ast.stmt) -> int:
@@ -149,7 +220,7 @@ def _future_flags(stmt: ast.stmt) -> int:
     return 0
 
 
-def load(request: dict, out_fd: int) -> types.ModuleType:
+def load(request: dict, out_fd: int, guard: ImportGuard, keeper: Pristine) -> types.ModuleType:
     """Execute the submission one top-level statement at a time, reporting each failure."""
     source, filename = request["source"], request["filename"]
     skip, lines = set(request["skip_lines"]), source.splitlines()
@@ -169,13 +240,21 @@ def load(request: dict, out_fd: int) -> types.ModuleType:
         if stmt.lineno in skip:
             continue
         send(out_fd, {"event": "loading", "line": stmt.lineno})
+        mark = len(guard.attempts)
         try:
             code = compile(ast.Module([stmt], type_ignores=[]), filename, "exec", flags=flags, dont_inherit=True)
             exec(code, module.__dict__)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - record it; the statements after it still run
+            keeper.restore()
             errors.append({"line": stmt.lineno, **_exception(exc, filename, lines)})
+        keeper.restore()
+        refused = guard.since(mark)
+        if refused is not None:  # an attempt counts even when the student caught the ImportError
+            if errors and errors[-1]["line"] == stmt.lineno:
+                errors.pop()  # the refused import's own ImportError says less than this
+            errors.append({"line": stmt.lineno, **_error("forbidden", "ImportError", refused)})
     _flush_student_output()
     functions = [name for name, value in list(module.__dict__.items())
                  if isinstance(name, str) and not name.startswith("__") and callable(value)]
@@ -276,7 +355,7 @@ def _mutated(names: list[str], args: list[Any], pristine: list[np.ndarray | None
 
 
 def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
-         source_lines: list[str]) -> tuple[dict, list[np.ndarray]]:
+         source_lines: list[str], guard: ImportGuard, keeper: Pristine) -> tuple[dict, list[np.ndarray]]:
     """Run one call on fresh copies of its arguments; return the result header and the output arrays."""
     filename = module.__file__ or ""
     kinds, names = request["arg_kinds"], request["names"]
@@ -286,27 +365,37 @@ def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
                     "mutated": [], "error": None}
     func: Callable | None = module.__dict__.get(request["function"])
     outputs: list[np.ndarray] = []
+    mark = len(guard.attempts)
     start = time.perf_counter()
     if not callable(func):
         result["error"] = _error("missing", "NameError", f"there is no function named {request['function']!r}")
     else:
         try:
-            value = func(*args)
+            try:
+                value = func(*args)
+            finally:
+                keeper.restore()
             outputs, notes, error = _outputs(value, request["n_outputs"], request["max_elements"])
             del value
             result.update(ok=error is None, outputs=len(outputs), notes=notes[:MAX_ITEMS], error=error)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - any failure of the student's function is a result
+            keeper.restore()  # converting the value ran student code too (__array__, __len__)
             result["error"] = _exception(exc, filename, source_lines)
         result["mutated"] = _mutated(names, args, pristine)
+        refused = guard.since(mark)
+        if refused is not None:  # whatever the function returned, it tried to use a forbidden module
+            outputs = []
+            result.update(ok=False, outputs=0, notes=[], error=_error("forbidden", "ImportError", refused))
     result["elapsed"] = time.perf_counter() - start
     return result, outputs
 
 
 def serve(in_fd: int, out_fd: int) -> None:
     """Answer one load and then calls until the grader closes the request pipe."""
-    module, lines = None, []
+    module, lines, guard = None, [], ImportGuard(())
+    keeper = Pristine(guard)
     while True:
         try:
             request, arrays = read_request(in_fd)
@@ -315,9 +404,12 @@ def serve(in_fd: int, out_fd: int) -> None:
         if request["cmd"] == "load" and module is None:
             lines = request["source"].splitlines()
             _register_source(request["filename"], request["source"])
-            module = load(request, out_fd)
+            guard = install_guard(request["forbidden"])
+            keeper = Pristine(guard)
+            module = load(request, out_fd, guard, keeper)
         elif request["cmd"] == "call" and module is not None:
-            header, outputs = call(module, request, arrays, lines)
+            header, outputs = call(module, request, arrays, lines, guard, keeper)
+            keeper.restore()
             _flush_student_output()
             send(out_fd, header, outputs)
         else:
