@@ -59,7 +59,7 @@ def plots(path: Any, questions: Sequence[tuple[ProblemSpec, QuestionSpec]]) -> l
     sub = read_submission(path)
     if sub.syntax_error is not None:
         return [_plot(p, q, expected, None, "the file does not compile") for p, q, _, expected in todo]
-    with Sandbox(sub.source, sub.name, Limits(), sub.locate) as sandbox:
+    with Sandbox(sub.source, sub.name, Limits(), sub.locate) as sandbox:  # plots only: no points at stake
         return plots_in(sandbox, sandbox.load().functions, todo)
 
 

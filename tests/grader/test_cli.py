@@ -71,11 +71,16 @@ def test_selfcheck_catches_a_wrong_vjp(tmp_path: Path, monkeypatch: pytest.Monke
     assert not question.ok and "NumPy and torch differ" in question.failures[0]
 
 
-def test_grading_path_does_not_import_torch() -> None:
-    code = ("import sys; from grader.cli import main; from grader import spec, sampling, spec_loader; "
-            "spec.load_problem_set(sys.argv[1]); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(BUNDLED)], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+def test_a_whole_grade_imports_nothing_it_does_not_need() -> None:
+    # torch costs ~2 s to import and is only for selfcheck; the rest would be start-up for nothing
+    solution = BUNDLED.parent.parent / "submissions" / "examples" / "solution.py"
+    code = ("import sys\nfrom grader.cli import run\nsys.argv = ['grade', sys.argv[1], '--seed', '1']\n"
+            "try:\n    run()\nexcept SystemExit:\n    pass\n"
+            "print('heavy:', sorted(m for m in ('torch', 'pandas', 'scipy', 'matplotlib', 'jax', 'sympy', "
+            "'jsonschema', 'PIL', 'xmlschema') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(solution)], capture_output=True, text=True, check=True)
+    assert "Total: 102 / 102 points" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "heavy: []"
 
 
 def test_console_script_has_no_traceback_on_missing_path(tmp_path: Path) -> None:
