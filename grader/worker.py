@@ -9,9 +9,10 @@ install that would make ``grader`` importable; only ``PACKAGES_DIR`` is added.
 Protocol (both directions): a frame is an 8-byte big-endian length and a payload;
 a payload is a 4-byte big-endian length and a UTF-8 JSON header, then zero or
 more ``.npy`` blobs, each behind its own 8-byte length. Nothing is ever pickled.
-Requests are ``load`` (once) and ``call`` (repeatedly); the worker answers with
-``loading`` events (one before each top-level statement), one ``loaded`` event,
-and one ``result`` per call. stdout/stderr belong to the student.
+Requests are ``load`` (once) and ``calls`` (repeatedly: a batch of calls of one
+function, run back to back); the worker answers with ``loading`` events (one
+before each top-level statement), one ``loaded`` event, and one ``result`` per
+call, sent as soon as that call is done. stdout/stderr belong to the student.
 
 The ``load`` request names the forbidden modules. A finder placed first on
 ``sys.meta_path`` refuses them, however they are asked for (``import``,
@@ -411,6 +412,50 @@ def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
     return result, outputs
 
 
+def _status(result: dict) -> str:
+    """The status the grader will read from ``result`` (grader.sandbox's parsing of it)."""
+    if result["ok"]:
+        return "ok"
+    kind = result["error"]["kind"]
+    return kind if kind in ("missing", "forbidden") else "error"
+
+
+def run_calls(module: types.ModuleType, request: dict, arrays: list[np.ndarray], source_lines: list[str],
+              guard: ImportGuard, keeper: Pristine, out_fd: int) -> None:
+    """Run a batch of calls of one function back to back, sending each answer as soon as it is ready.
+
+    Which call comes next follows the grader's rule (grader.sandbox._Order): a call that is not
+    ok skips the rest of its group, and a status in ``stop_on`` ends the batch. The grader
+    applies the same rule to the answers, so it knows which answer to expect next.
+    """
+    names, kinds, groups = request["names"], request["arg_kinds"], request["groups"]
+    offsets = [0]
+    for each in names:
+        offsets.append(offsets[-1] + len(each))
+    ends = [end for size, end in zip(groups, _running_sums(groups)) for _ in range(size)]
+    k = 0
+    while k < len(ends):
+        one = {"id": request["id"] + k, "function": request["function"], "names": names[k], "arg_kinds": kinds[k],
+               "n_outputs": request["n_outputs"], "max_elements": request["max_elements"]}
+        header, outputs = call(module, one, arrays[offsets[k]:offsets[k + 1]], source_lines, guard, keeper)
+        keeper.restore()
+        _flush_student_output()
+        send(out_fd, header, outputs)
+        del outputs
+        status = _status(header)
+        if status in request["stop_on"]:
+            return
+        k = k + 1 if status == "ok" else ends[k]
+
+
+def _running_sums(values: Sequence[int]) -> list[int]:
+    sums, total = [], 0
+    for v in values:
+        total += v
+        sums.append(total)
+    return sums
+
+
 def serve(in_fd: int, out_fd: int) -> None:
     """Answer one load and then calls until the grader closes the request pipe."""
     module, lines, guard = None, [], ImportGuard(())
@@ -426,11 +471,8 @@ def serve(in_fd: int, out_fd: int) -> None:
             guard = install_guard(request["forbidden"])
             keeper = Pristine(guard)
             module = load(request, out_fd, guard, keeper)
-        elif request["cmd"] == "call" and module is not None:
-            header, outputs = call(module, request, arrays, lines, guard, keeper)
-            keeper.restore()
-            _flush_student_output()
-            send(out_fd, header, outputs)
+        elif request["cmd"] == "calls" and module is not None:
+            run_calls(module, request, arrays, lines, guard, keeper, out_fd)
         else:
             raise SystemExit(f"worker: unexpected request {request.get('cmd')!r}")
 
