@@ -106,7 +106,11 @@ def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None
     """Grade one submission file; raise ``SubmissionError`` only when it cannot be read at all."""
     start = time.perf_counter()
     sub = read_submission(path)  # an unreadable file fails before any drawing
-    return grade_planned(sub, make_plan(problem_set, seed, only, trials, trial), limits, start)
+    if sub.syntax_error is not None:
+        return _ungraded(sub, make_plan(problem_set, seed, only, trials, trial), start)
+    with _sandbox(sub, problem_set, limits) as sandbox:
+        sandbox.start()  # the worker boots (isolation, Python, NumPy) while the trials are drawn
+        return _grade_in(sandbox, sub, make_plan(problem_set, seed, only, trials, trial), start)
 
 
 def grade_planned(sub: Submission | str | Path, plan: Plan, limits: Limits | None = None,
@@ -121,15 +125,23 @@ def grade_planned(sub: Submission | str | Path, plan: Plan, limits: Limits | Non
     sub = sub if isinstance(sub, Submission) else read_submission(sub)
     if sub.syntax_error is not None:
         return _ungraded(sub, plan, start)
+    with _sandbox(sub, plan.problem_set, limits) as sandbox:
+        return _grade_in(sandbox, sub, plan, start, then)
+
+
+def _sandbox(sub: Submission, problem_set: ProblemSet, limits: Limits | None) -> Sandbox:
+    return Sandbox(sub.source, sub.name, limits or Limits(), sub.locate, problem_set.forbidden_imports)
+
+
+def _grade_in(sandbox: Sandbox, sub: Submission, plan: Plan, start: float,
+              then: Callable[[Sandbox, LoadReport], None] | None = None) -> GradeResult:
     forbidden = forbidden_uses(sub.source, plan.problem_set.forbidden_imports)
-    with Sandbox(sub.source, sub.name, limits or Limits(), sub.locate,
-                 plan.problem_set.forbidden_imports) as sandbox:
-        load = sandbox.load()
-        outputs: list[OutputResult] = []
-        for drawn in plan.questions:
-            outputs += _grade_question(sandbox, load, sub, drawn, forbidden.get(drawn.cq.question.function))
-        if then is not None:
-            then(sandbox, load)
+    load = sandbox.load()
+    outputs: list[OutputResult] = []
+    for drawn in plan.questions:
+        outputs += _grade_question(sandbox, load, sub, drawn, forbidden.get(drawn.cq.question.function))
+    if then is not None:
+        then(sandbox, load)
     notes = sub.notes + tuple(f"{sub.locate(i.line)}: {i.message}" for i in load.issues)
     ps = plan.problem_set
     return GradeResult(sub.path, ps.name, ps.path, plan.seed, tuple(outputs), notes, load.layers,

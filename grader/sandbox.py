@@ -116,6 +116,7 @@ class Sandbox:
         # also on garbage collection and at interpreter exit, should a caller forget close()
         self._release = weakref.finalize(self, _release, self._live, self._scratch, self._cgroup)
         self._starts = 0
+        self._idle: Worker | None = None  # started by start() and not loaded yet
         self._skipped: dict[int, LoadIssue] = {}  # line -> why, in the order they were found
         self._report: LoadReport | None = None
         self._calls = 0
@@ -158,6 +159,13 @@ class Sandbox:
     def close(self) -> None:
         """Kill the worker's whole process group and remove the scratch directory; the sandbox is done."""
         self._release()
+
+    def start(self) -> None:
+        """Start the first worker process without waiting for it, so that it boots (the isolation, Python,
+        NumPy) while the caller does something else; ``load`` then uses it. No student code runs yet."""
+        self._check_open()
+        if self._report is None and self._idle is None and self._worker is None:
+            self._idle = self._spawn()
 
     def load(self) -> LoadReport:
         """Load the submission (once) and report what it defines and which statements failed."""
@@ -308,18 +316,9 @@ class Sandbox:
 
         What loading found, or a message for the student once the restarts have run out.
         """
-        while self._starts <= self._limits.max_restarts:
-            self._stop()
-            for old in self._scratch.iterdir():  # what earlier workers wrote is of no use to this one
-                _remove_tree(old)
-            workdir = self._scratch / f"run-{self._starts}"
-            workdir.mkdir()
-            self._starts += 1
-            command = functools.partial(self._isolation.command, scratch_size=self._limits.scratch_size)
-            join = self._cgroup.join if self._cgroup is not None else None
-            worker = Worker(command, worker_environment(self._isolation.home(workdir)), workdir,
-                            apply_rlimits(self._plan, join), self._limits.max_output)
-            self._live.append(worker)
+        while self._idle is not None or self._starts <= self._limits.max_restarts:
+            worker = self._idle or self._spawn()
+            self._idle = None
             outcome = self._load_into(worker)
             if isinstance(outcome, _Loaded):
                 return outcome
@@ -327,6 +326,21 @@ class Sandbox:
         self._stop()
         return (f"the submission kept killing its worker; the grader gave up after {self._limits.max_restarts} "
                 "restarts and did not run it again")
+
+    def _spawn(self) -> Worker:
+        """A new worker process in a fresh working directory, not yet loaded; it replaces any other."""
+        self._stop()
+        for old in self._scratch.iterdir():  # what earlier workers wrote is of no use to this one
+            _remove_tree(old)
+        workdir = self._scratch / f"run-{self._starts}"
+        workdir.mkdir()
+        self._starts += 1
+        command = functools.partial(self._isolation.command, scratch_size=self._limits.scratch_size)
+        join = self._cgroup.join if self._cgroup is not None else None
+        worker = Worker(command, worker_environment(self._isolation.home(workdir)), workdir,
+                        apply_rlimits(self._plan, join), self._limits.max_output)
+        self._live.append(worker)
+        return worker
 
     def _load_into(self, worker: Worker) -> _Loaded | LoadIssue:
         frame = request({"cmd": "load", "source": self._source, "filename": self._filename,
@@ -369,6 +383,7 @@ class Sandbox:
         return self._live[0] if self._live else None
 
     def _stop(self) -> None:
+        self._idle = None
         _kill(self._live, self._cgroup)
 
     def _check_open(self) -> None:

@@ -654,6 +654,35 @@ def test_a_forgotten_sandbox_is_cleaned_up_when_collected() -> None:
     assert not scratch.exists()
 
 
+def test_start_boots_the_worker_that_load_then_uses() -> None:
+    with Sandbox(GOOD, "student.py", FAST) as sandbox:
+        sandbox.start()
+        pgid = sandbox.process_group
+        assert pgid is not None
+        sandbox.start()  # a second start changes nothing
+        assert sandbox.process_group == pgid
+        assert "affine" in sandbox.load().functions and sandbox.process_group == pgid
+        assert call(sandbox, "as_int").status == "ok" and sandbox.process_group == pgid
+
+
+def test_close_kills_a_started_worker_that_never_loaded() -> None:
+    sandbox = Sandbox(GOOD, "student.py", FAST)
+    sandbox.start()
+    pgid, scratch = sandbox.process_group, sandbox.scratch
+    sandbox.close()
+    assert pgid is not None
+    assert_gone(pgid)
+    assert not scratch.exists()
+
+
+def test_start_counts_as_the_first_of_the_workers() -> None:
+    with Sandbox(GOOD, "student.py", Limits(max_restarts=0)) as sandbox:
+        sandbox.start()
+        assert call(sandbox, "hard_exit").status == "crashed"
+        r = call(sandbox, "as_int")
+        assert r.status == "crashed" and "gave up after 0 restarts" in r.message
+
+
 def test_a_closed_sandbox_refuses_calls() -> None:
     sandbox = Sandbox(GOOD, "student.py", FAST)
     sandbox.close()
