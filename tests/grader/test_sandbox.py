@@ -495,7 +495,8 @@ def summary(results: list[CallResult]) -> list[tuple[str, float | None]]:
 def test_call_many_answers_each_call_in_order(batch: Sandbox) -> None:
     results = echo(batch, 0, 1, 2, 4, 6)
     assert summary(results) == [("ok", 0.0), ("ok", 1.0), ("ok", 2.0), ("ok", 4.0), ("ok", 6.0)]
-    assert [r.notes for r in results] == [("the returned value is a Python float, converted to a 0-d float64 array",)] * 5
+    note = "the returned value is a Python float, converted to a 0-d float64 array"
+    assert [r.notes for r in results] == [(note,)] * 5
     # what a call prints lands with its own answer or, when the next call prints before that answer is
     # read, with the one before it: never later, and nothing is lost
     assert "".join(r.stdout for r in results) == "echo 0\necho 1\necho 2\necho 4\necho 6\n"
