@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -106,7 +106,11 @@ def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None
     """Grade one submission file; raise ``SubmissionError`` only when it cannot be read at all."""
     start = time.perf_counter()
     sub = read_submission(path)  # an unreadable file fails before any drawing
-    return grade_planned(sub, make_plan(problem_set, seed, only, trials, trial), limits, start)
+    if sub.syntax_error is not None:
+        return _ungraded(sub, make_plan(problem_set, seed, only, trials, trial), start)
+    with _sandbox(sub, problem_set, limits) as sandbox:
+        sandbox.start()  # the worker boots (isolation, Python, NumPy) while the trials are drawn
+        return _grade_in(sandbox, sub, make_plan(problem_set, seed, only, trials, trial), start)
 
 
 def grade_planned(sub: Submission | str | Path, plan: Plan, limits: Limits | None = None,
@@ -121,15 +125,23 @@ def grade_planned(sub: Submission | str | Path, plan: Plan, limits: Limits | Non
     sub = sub if isinstance(sub, Submission) else read_submission(sub)
     if sub.syntax_error is not None:
         return _ungraded(sub, plan, start)
+    with _sandbox(sub, plan.problem_set, limits) as sandbox:
+        return _grade_in(sandbox, sub, plan, start, then)
+
+
+def _sandbox(sub: Submission, problem_set: ProblemSet, limits: Limits | None) -> Sandbox:
+    return Sandbox(sub.source, sub.name, limits or Limits(), sub.locate, problem_set.forbidden_imports)
+
+
+def _grade_in(sandbox: Sandbox, sub: Submission, plan: Plan, start: float,
+              then: Callable[[Sandbox, LoadReport], None] | None = None) -> GradeResult:
     forbidden = forbidden_uses(sub.source, plan.problem_set.forbidden_imports)
-    with Sandbox(sub.source, sub.name, limits or Limits(), sub.locate,
-                 plan.problem_set.forbidden_imports) as sandbox:
-        load = sandbox.load()
-        outputs: list[OutputResult] = []
-        for drawn in plan.questions:
-            outputs += _grade_question(sandbox, load, sub, drawn, forbidden.get(drawn.cq.question.function))
-        if then is not None:
-            then(sandbox, load)
+    load = sandbox.load()
+    outputs: list[OutputResult] = []
+    for drawn in plan.questions:
+        outputs += _grade_question(sandbox, load, sub, drawn, forbidden.get(drawn.cq.question.function))
+    if then is not None:
+        then(sandbox, load)
     notes = sub.notes + tuple(f"{sub.locate(i.line)}: {i.message}" for i in load.issues)
     ps = plan.problem_set
     return GradeResult(sub.path, ps.name, ps.path, plan.seed, tuple(outputs), notes, load.layers,
@@ -164,9 +176,11 @@ def _grade_question(sandbox: Sandbox, load: LoadReport, sub: Submission, drawn: 
     if drawn.error:
         return _uniform(cq.problem.name, q, "error", drawn.error)
     tallies = [_Tally() for _ in q.outputs]
+    results = iter(_call_all(sandbox, cq, drawn.groups))
     for group in drawn.groups:
-        if not _run_trial(sandbox, cq, group, tallies):
-            break  # a timeout or crash: more calls would only cost more time
+        answers = _answers(group, results)
+        if not answers or not _tally_trial(cq, group, answers, tallies):
+            break  # a timeout, crash or forbidden import: more calls would only cost more time
     calls: dict[tuple, CallResult] = {}  # the student's results on simpler trials, shared by the outputs
     return [_with_example(sandbox, cq, i, _fold(cq, i, tally, len(drawn.groups)), tally, calls)
             for i, tally in enumerate(tallies)]
@@ -195,16 +209,35 @@ def _with_example(sandbox: Sandbox, cq: CompiledQuestion, i: int, result: Output
     return replace(result, failure=replace(f, example=example))
 
 
-def _run_trial(sandbox: Sandbox, cq: CompiledQuestion, group: tuple[Trial, ...], tallies: list[_Tally]) -> bool:
-    """Call the student on one trial (and its variants) and tally each output; False when calling again is
-    pointless."""
+def _call_all(sandbox: Sandbox, cq: CompiledQuestion, groups: Sequence[tuple[Trial, ...]]) -> list[CallResult]:
+    """The student's answers on every trial and variant, in one batch (a round trip per call is most of a grade).
+
+    A trial's calls stop at its first failed one (a hang must not cost every variant its
+    timeout), and a timeout, crash or forbidden import ends the batch.
+    """
+    calls = [_args(cq, v) for group in groups for v in group]
+    return sandbox.call_many(cq.question.function, calls, _n_outputs(cq), cq.question.timeout,
+                             groups=[len(group) for group in groups], stop_on=("forbidden",))
+
+
+def _answers(group: tuple[Trial, ...], results: Iterator[CallResult]) -> list[CallResult]:
+    """The answers on one trial and its variants: up to and including the first that is not ok."""
+    answers: list[CallResult] = []
+    for _ in group:
+        answer = next(results, None)
+        if answer is None:
+            break
+        answers.append(answer)
+        if answer.status != "ok":
+            break
+    return answers
+
+
+def _tally_trial(cq: CompiledQuestion, group: tuple[Trial, ...], results: list[CallResult],
+                 tallies: list[_Tally]) -> bool:
+    """Tally the answers on one trial (and its variants) for each output; False when calling again is pointless."""
     q = cq.question
     t = group[0]
-    results: list[CallResult] = []
-    for v in group:  # stop at the first failed call: a hang must not cost every variant its timeout
-        results.append(_call(sandbox, cq, v))
-        if results[-1].status != "ok":
-            break
     bad = next((r for r in results if r.status != "ok"), None)
     for i, tally in enumerate(tallies):
         if bad is not None:
@@ -225,14 +258,21 @@ def _run_trial(sandbox: Sandbox, cq: CompiledQuestion, group: tuple[Trial, ...],
 
 
 def _call(sandbox: Sandbox, cq: CompiledQuestion, t: Trial) -> CallResult:
+    return sandbox.call(cq.question.function, _args(cq, t), _n_outputs(cq), cq.question.timeout)
+
+
+def _args(cq: CompiledQuestion, t: Trial) -> list[tuple[str, np.ndarray | int | float]]:
     dims = {d.name for d in cq.problem.dims}
     args: list[tuple[str, np.ndarray | int | float]] = []
     for name in cq.question.args:
         value = t.args[name]
         # dimensions are whole numbers and scalar inputs plain floats, as a student would call it
         args.append((name, int(value) if name in dims else float(value) if value.ndim == 0 else value))
-    n_outputs = len(cq.question.outputs) if cq.question.returns_tuple else None
-    return sandbox.call(cq.question.function, args, n_outputs, cq.question.timeout)
+    return args
+
+
+def _n_outputs(cq: CompiledQuestion) -> int | None:
+    return len(cq.question.outputs) if cq.question.returns_tuple else None
 
 
 def _conversion_warnings(notes: Sequence[str], i: int, q: QuestionSpec) -> list[str]:

@@ -18,6 +18,7 @@ the wire format and its validation is ``grader.sandbox_protocol``.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import shutil
 import tempfile
@@ -25,7 +26,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -90,7 +91,7 @@ class _Loaded:
 
 
 class Sandbox:
-    """One submission in a worker process: ``load()`` once, then ``call()`` as often as needed.
+    """One submission in a worker process: ``load()`` once, then ``call()`` or ``call_many()`` as often as needed.
 
     No student behaviour makes ``load`` or ``call`` raise; a worker that hangs or dies is
     replaced on the next call, at most ``limits.max_restarts`` times. Use it as a context
@@ -115,6 +116,7 @@ class Sandbox:
         # also on garbage collection and at interpreter exit, should a caller forget close()
         self._release = weakref.finalize(self, _release, self._live, self._scratch, self._cgroup)
         self._starts = 0
+        self._idle: Worker | None = None  # started by start() and not loaded yet
         self._skipped: dict[int, LoadIssue] = {}  # line -> why, in the order they were found
         self._report: LoadReport | None = None
         self._calls = 0
@@ -158,6 +160,13 @@ class Sandbox:
         """Kill the worker's whole process group and remove the scratch directory; the sandbox is done."""
         self._release()
 
+    def start(self) -> None:
+        """Start the first worker process without waiting for it, so that it boots (the isolation, Python,
+        NumPy) while the caller does something else; ``load`` then uses it. No student code runs yet."""
+        self._check_open()
+        if self._report is None and self._idle is None and self._worker is None:
+            self._idle = self._spawn()
+
     def load(self) -> LoadReport:
         """Load the submission (once) and report what it defines and which statements failed."""
         if self._report is None:
@@ -180,30 +189,82 @@ class Sandbox:
         ``n_outputs`` None means the whole return value is one output; a number means a
         tuple or list of exactly that many. The student receives fresh copies of the values.
         """
-        if not (n_outputs is None or (type(n_outputs) is int and n_outputs >= 1)) or not timeout > 0:
-            raise SandboxError(f"call({function!r}): n_outputs={n_outputs!r} and timeout={timeout!r} are not valid")
-        names, kinds, arrays = encode_args(args)
+        return self.call_many(function, [args], n_outputs, timeout)[0]
+
+    def call_many(self, function: str, calls: Sequence[Sequence[tuple[str, np.ndarray | int | float]]],
+                  n_outputs: int | None, timeout: float, groups: Sequence[int] | None = None,
+                  stop_on: Collection[str] = ()) -> list[CallResult]:
+        """Call ``function`` on each of ``calls`` (each an ``args`` of ``call``), sent to the worker together.
+
+        The worker runs them back to back and answers each as soon as it is done, so this
+        process checks one answer while the next call runs. The results are those of a loop
+        over ``call``: each call has ``timeout`` s, counted from the answer before it, and
+        its own outputs, notes and mutations. The list ends at the first call that times out
+        or crashes (the worker is replaced, as after ``call``) and at the first whose status
+        is in ``stop_on`` (of "error", "missing", "forbidden"). ``groups``: the sizes of
+        consecutive runs of ``calls`` (default: a run per call); a call that is not ok skips
+        the rest of its run, and skipped calls have no result. So the list may be shorter
+        than ``calls``. One difference: what a call prints can land in the ``stdout`` of the
+        answer before it, when it prints before that answer is read (never in a later one).
+        """
+        sizes = [1] * len(calls) if groups is None else list(groups)
+        if (not (n_outputs is None or (type(n_outputs) is int and n_outputs >= 1)) or not timeout > 0
+                or any(type(n) is not int or n < 1 for n in sizes) or sum(sizes) != len(calls)
+                or not set(stop_on) <= {"error", "missing", "forbidden"}):
+            raise SandboxError(f"call_many({function!r}): n_outputs={n_outputs!r}, timeout={timeout!r}, "
+                               f"groups={groups!r} and stop_on={stop_on!r} are not valid for {len(calls)} calls")
+        encoded = [encode_args(args) for args in calls]
         self._check_open()
+        order = _Order(tuple(end for n, end in zip(sizes, itertools.accumulate(sizes)) for _ in range(n)),
+                       frozenset(stop_on))
+        results: list[CallResult] = []
+        k = order.first()
         if function not in self.load().functions:
-            return _failed("missing", f"there is no function named {function!r} in {self._filename}")
-        if self._worker is None:
-            started = self._start()
-            if isinstance(started, str):
-                return _failed("crashed", started)
-        worker = self._worker
-        self._calls += 1  # echoed by the worker, so a stale or forged answer cannot pass for this one
-        header = {"cmd": "call", "id": self._calls, "function": function, "names": names, "arg_kinds": kinds,
-                  "n_outputs": n_outputs, "max_elements": self._limits.max_output_elements}
+            while k is not None:  # as many answers as a loop over call would get
+                results.append(_failed("missing", f"there is no function named {function!r} in {self._filename}"))
+                k = order.after(k, "missing")
+            return results
+        while k is not None:  # more than one round only when a worker had to be replaced after an error
+            if self._worker is None:
+                started = self._start()
+                if isinstance(started, str):
+                    results.append(_failed("crashed", started))
+                    break
+            k = self._exchange(self._worker, function, encoded, n_outputs, timeout, order, k, results)
+        return results
+
+    # -- internals --
+
+    def _exchange(self, worker: Worker, function: str, encoded: list[tuple[list[str], list[str], list[np.ndarray]]],
+                  n_outputs: int | None, timeout: float, order: _Order, first: int,
+                  results: list[CallResult]) -> int | None:
+        """Send calls ``first``.. to the running worker and collect their answers into ``results``.
+
+        The next call to run in a new worker (the worker had to be stopped), or None when done.
+        """
+        todo = range(first, len(encoded))
+        base = self._calls + 1 - first  # call k answers with id base + k: a stale or forged answer cannot pass
+        self._calls += len(todo)
+        header = {"cmd": "calls", "id": base + first, "function": function, "n_outputs": n_outputs,
+                  "max_elements": self._limits.max_output_elements, "names": [encoded[k][0] for k in todo],
+                  "arg_kinds": [encoded[k][1] for k in todo], "groups": order.sizes(first),
+                  "stop_on": sorted(order.stop_on)}
         cap = HEADER_CAP + 8 * self._limits.max_output_elements + 70 * KiB * (n_outputs or 1)
-        start = time.monotonic()
+        start, k = time.monotonic(), first
         try:
-            reply = worker.send(request(header, arrays), start + timeout) or worker.receive(start + timeout, cap)
-            return self._result(worker, reply, header, timeout, time.monotonic() - start)
+            reply = worker.send(request(header, [a for i in todo for a in encoded[i][2]]), start + timeout)
+            while True:
+                reply = reply or worker.receive(start + timeout, cap)
+                now = time.monotonic()
+                call = {"id": base + k, "n_outputs": n_outputs, "names": encoded[k][0]}
+                results.append(self._result(worker, reply, call, timeout, now - start))
+                k = order.after(k, results[-1].status)
+                if k is None or self._worker is not worker:
+                    return k
+                reply, start = None, now  # the next call's time runs from this answer
         except BaseException:
             self._stop()  # an interrupt mid-exchange leaves the pipes out of step
             raise
-
-    # -- internals --
 
     def _result(self, worker: Worker, reply: bytes | str, call: dict, timeout: float, elapsed: float) -> CallResult:
         if reply == "timeout":
@@ -255,18 +316,9 @@ class Sandbox:
 
         What loading found, or a message for the student once the restarts have run out.
         """
-        while self._starts <= self._limits.max_restarts:
-            self._stop()
-            for old in self._scratch.iterdir():  # what earlier workers wrote is of no use to this one
-                _remove_tree(old)
-            workdir = self._scratch / f"run-{self._starts}"
-            workdir.mkdir()
-            self._starts += 1
-            command = functools.partial(self._isolation.command, scratch_size=self._limits.scratch_size)
-            join = self._cgroup.join if self._cgroup is not None else None
-            worker = Worker(command, worker_environment(self._isolation.home(workdir)), workdir,
-                            apply_rlimits(self._plan, join), self._limits.max_output)
-            self._live.append(worker)
+        while self._idle is not None or self._starts <= self._limits.max_restarts:
+            worker = self._idle or self._spawn()
+            self._idle = None
             outcome = self._load_into(worker)
             if isinstance(outcome, _Loaded):
                 return outcome
@@ -274,6 +326,21 @@ class Sandbox:
         self._stop()
         return (f"the submission kept killing its worker; the grader gave up after {self._limits.max_restarts} "
                 "restarts and did not run it again")
+
+    def _spawn(self) -> Worker:
+        """A new worker process in a fresh working directory, not yet loaded; it replaces any other."""
+        self._stop()
+        for old in self._scratch.iterdir():  # what earlier workers wrote is of no use to this one
+            _remove_tree(old)
+        workdir = self._scratch / f"run-{self._starts}"
+        workdir.mkdir()
+        self._starts += 1
+        command = functools.partial(self._isolation.command, scratch_size=self._limits.scratch_size)
+        join = self._cgroup.join if self._cgroup is not None else None
+        worker = Worker(command, worker_environment(self._isolation.home(workdir)), workdir,
+                        apply_rlimits(self._plan, join), self._limits.max_output)
+        self._live.append(worker)
+        return worker
 
     def _load_into(self, worker: Worker) -> _Loaded | LoadIssue:
         frame = request({"cmd": "load", "source": self._source, "filename": self._filename,
@@ -316,11 +383,35 @@ class Sandbox:
         return self._live[0] if self._live else None
 
     def _stop(self) -> None:
+        self._idle = None
         _kill(self._live, self._cgroup)
 
     def _check_open(self) -> None:
         if not self._release.alive:
             raise SandboxError("this sandbox was closed; start a new one")
+
+
+@dataclass(frozen=True)
+class _Order:
+    """Which call of a batch runs after which: the rule the worker follows too (``worker.run_calls``)."""
+
+    ends: tuple[int, ...]  # for each call, the index just past its group
+    stop_on: frozenset[str]
+
+    def first(self) -> int | None:
+        return 0 if self.ends else None
+
+    def after(self, k: int, status: str) -> int | None:
+        """The call after call ``k`` ended with ``status``, or None when the batch is over."""
+        if status in ("timeout", "crashed") or status in self.stop_on:
+            return None
+        following = k + 1 if status == "ok" else self.ends[k]
+        return following if following < len(self.ends) else None
+
+    def sizes(self, first: int) -> list[int]:
+        """The sizes of the groups from call ``first`` (the start of a group) on."""
+        starts = [first, *sorted(set(self.ends[first:]))]
+        return [b - a for a, b in zip(starts, starts[1:])]
 
 
 def _failed(status: str, message: str, elapsed: float = 0.0, stdout: str = "") -> CallResult:

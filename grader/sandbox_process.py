@@ -210,13 +210,13 @@ class Worker:
         """Write one request; None, or "timeout"/"died" (a worker that stops reading cannot block us)."""
         view = memoryview(frame)
         while view:
-            failure = self._wait_for(self.req, select.POLLOUT, deadline)
-            if failure:
-                return failure
+            # write first and wait only when the pipe is full: a poll per request costs more than the write
             try:
                 view = view[os.write(self.req, view[:1 << 20]):]
             except BlockingIOError:
-                continue
+                failure = self._wait_for(self.req, select.POLLOUT, deadline)
+                if failure:
+                    return failure
             except OSError:
                 return "died"
         return None
@@ -233,11 +233,16 @@ class Worker:
                     del self._pending[:8 + length]
                     self._drain_output()  # the worker flushes stdout before it answers
                     return payload
-            failure = self._wait_for(self.resp, select.POLLIN, deadline)
+            # read first and wait only when nothing is there: a batch's answers are often there already
+            failure = None
             try:
                 chunk = os.read(self.resp, 1 << 20)
             except BlockingIOError:
-                chunk = None
+                failure = self._wait_for(self.resp, select.POLLIN, deadline)
+                try:
+                    chunk = os.read(self.resp, 1 << 20)
+                except BlockingIOError:
+                    chunk = None
             if chunk == b"" or (chunk is None and failure):
                 return failure or "died"
             self._pending += chunk or b""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import io
 import os
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from grader.sandbox import CallResult, Limits, LoadIssue, Sandbox, SandboxError, worker_environment
+from grader.sandbox_protocol import npy_bytes
 
 # a leaked pipe or process shows up as a ResourceWarning: make it fail the test that leaked it
 pytestmark = pytest.mark.filterwarnings("error")
@@ -440,6 +442,159 @@ def test_garbage_on_the_response_pipe_is_a_clean_error(function: str) -> None:
         assert call(sandbox, "fine").status == "ok"
 
 
+# --- batches of calls -------------------------------------------------------------------------
+
+BATCH = """
+import os, time
+import numpy as np
+
+def echo(k):
+    if k == 3:
+        raise ValueError("three")
+    if k == 5:
+        while True:
+            pass
+    if k == 7:
+        import torch
+    if k == 9:
+        os._exit(4)
+    if k == 11:
+        argv = open("/proc/self/cmdline", "rb").read().split(b"\\0")
+        os.write(int(argv[[a.endswith(b"worker.py") for a in argv].index(True) + 2]), b"\\xff" * 5000)
+    print(f"echo {k}")
+    return float(k)
+
+def naps(k):
+    time.sleep(0.2)
+    return float(k)
+
+def zeroes_first(a):
+    a[0] = 0.0
+    return a.sum()
+
+def as_float32(a):
+    return a.astype(np.float32)
+"""
+
+
+@pytest.fixture(scope="module")
+def batch() -> Iterator[Sandbox]:
+    with Sandbox(BATCH, "student.py", Limits(load_timeout=1.0, max_output_elements=100),
+                 forbidden=["torch"]) as sandbox:
+        yield sandbox
+
+
+def echo(sandbox: Sandbox, *ks: int, timeout: float = 5.0, **options: object) -> list[CallResult]:
+    return sandbox.call_many("echo", [[("k", k)] for k in ks], None, timeout, **options)  # type: ignore[arg-type]
+
+
+def summary(results: list[CallResult]) -> list[tuple[str, float | None]]:
+    return [(r.status, float(r.outputs[0]) if r.status == "ok" else None) for r in results]
+
+
+def test_call_many_answers_each_call_in_order(batch: Sandbox) -> None:
+    results = echo(batch, 0, 1, 2, 4, 6)
+    assert summary(results) == [("ok", 0.0), ("ok", 1.0), ("ok", 2.0), ("ok", 4.0), ("ok", 6.0)]
+    note = "the returned value is a Python float, converted to a 0-d float64 array"
+    assert [r.notes for r in results] == [(note,)] * 5
+    # what a call prints lands with its own answer or, when the next call prints before that answer is
+    # read, with the one before it: never later, and nothing is lost
+    assert "".join(r.stdout for r in results) == "echo 0\necho 1\necho 2\necho 4\necho 6\n"
+    assert all(f"echo {k}\n" in "".join(r.stdout for r in results[:i + 1]) for i, k in enumerate((0, 1, 2, 4, 6)))
+    assert echo(batch) == []
+
+
+def test_call_many_is_call_in_a_loop(batch: Sandbox) -> None:
+    single = [batch.call("echo", [("k", k)], None, 5.0) for k in (1, 3)]
+    assert [(r.status, r.outputs, r.message) for r in echo(batch, 1, 3)] == \
+        [(r.status, r.outputs, r.message) for r in single]
+
+
+def test_an_exception_in_the_middle_costs_that_call_only(batch: Sandbox) -> None:
+    results = echo(batch, 1, 3, 4)
+    assert summary(results) == [("ok", 1.0), ("error", None), ("ok", 4.0)]
+    assert results[1].message.startswith("ValueError: three (student.py, line 7, in echo")
+
+
+def test_a_hang_in_the_middle_ends_the_batch_and_keeps_the_earlier_results(batch: Sandbox) -> None:
+    before = batch.process_group
+    results = echo(batch, 1, 2, 5, 6, timeout=0.5)
+    assert summary(results) == [("ok", 1.0), ("ok", 2.0), ("timeout", None)]
+    assert results[2].message == "did not return within 0.5 s"
+    assert batch.process_group is None  # the hung worker is gone; the next call starts a new one
+    assert summary(echo(batch, 6)) == [("ok", 6.0)] and batch.process_group not in (None, before)
+
+
+def test_a_crash_in_the_middle_ends_the_batch(batch: Sandbox) -> None:
+    results = echo(batch, 1, 9, 2)
+    assert summary(results) == [("ok", 1.0), ("crashed", None)]
+    assert results[1].message == "the process exited with code 4 during the call (sys.exit/os._exit?)"
+    assert summary(echo(batch, 2)) == [("ok", 2.0)]
+
+
+def test_each_call_of_a_batch_has_its_own_timeout(batch: Sandbox) -> None:
+    # eight naps of 0.2 s overrun one 1 s timeout together, but no call does on its own
+    results = batch.call_many("naps", [[("k", k)] for k in range(8)], None, 1.0)
+    assert summary(results) == [("ok", float(k)) for k in range(8)]
+
+
+def test_output_limits_and_notes_are_per_call(batch: Sandbox) -> None:
+    results = batch.call_many("as_float32", [[("a", np.ones(n))] for n in (100, 101, 60)], None, 5.0)
+    assert [r.status for r in results] == ["ok", "error", "ok"]
+    assert results[1].message == "the returned value is a float32 array with 101 elements: output too large"
+    assert results[0].notes == results[2].notes == ("the returned value is a float32 array, converted to float64",)
+    assert results[1].notes == ()
+
+
+def test_mutations_are_per_call_and_the_parents_arrays_are_untouched(batch: Sandbox) -> None:
+    arrays = [np.ones(3), np.zeros(3), np.arange(3.0)]
+    results = batch.call_many("zeroes_first", [[("a", a)] for a in arrays], None, 5.0)
+    assert [(r.status, r.mutated) for r in results] == [("ok", ("a",)), ("ok", ()), ("ok", ())]
+    assert [float(r.outputs[0]) for r in results] == [2.0, 0.0, 3.0]
+    assert np.array_equal(arrays[0], np.ones(3))
+
+
+def test_a_forbidden_import_in_the_middle_costs_that_call_only(batch: Sandbox) -> None:
+    results = echo(batch, 1, 7, 2)
+    assert summary(results) == [("ok", 1.0), ("forbidden", None), ("ok", 2.0)]
+    assert results[1].message.startswith("imports 'torch', which this problem set forbids")
+    assert summary(echo(batch, 1, 7, 2, stop_on=("forbidden",))) == [("ok", 1.0), ("forbidden", None)]
+
+
+def test_a_failed_call_skips_the_rest_of_its_group(batch: Sandbox) -> None:
+    results = echo(batch, 1, 3, 4, 2, 6, 3, 8, groups=(3, 2, 2))
+    assert summary(results) == [("ok", 1.0), ("error", None), ("ok", 2.0), ("ok", 6.0), ("error", None)]
+
+
+def test_malformed_data_in_the_middle_goes_on_in_a_new_worker(batch: Sandbox) -> None:
+    results = echo(batch, 1, 11, 2, 4, groups=(2, 1, 1))
+    assert summary(results) == [("ok", 1.0), ("error", None), ("ok", 2.0), ("ok", 4.0)]
+    assert results[1].message == "the worker sent malformed data"
+
+
+def test_a_missing_function_is_missing_for_every_call(batch: Sandbox) -> None:
+    results = batch.call_many("nope", [[("k", 1)], [("k", 2)]], None, 5.0)
+    assert [r.status for r in results] == ["missing", "missing"]
+
+
+@pytest.mark.parametrize("options", [{"groups": (1, 1)}, {"groups": (3, 0)}, {"stop_on": ("timeout",)}])
+def test_call_many_refuses_inconsistent_options(batch: Sandbox, options: dict) -> None:
+    with pytest.raises(SandboxError, match="not valid for 3 calls"):
+        echo(batch, 1, 2, 3, **options)
+
+
+@pytest.mark.parametrize("arr", [np.ones((4, 3)), np.arange(5.0), np.array(2.5), np.zeros((0, 3)), np.array(3),
+                                 np.asfortranarray(np.arange(6.0).reshape(2, 3)), np.arange(6).reshape(3, 2).T,
+                                 np.array([True, False]), np.ones((2, 3, 4), dtype=np.float32)[:, ::2]])
+def test_requests_encode_arrays_as_np_save_does(arr: np.ndarray) -> None:
+    saved = io.BytesIO()
+    np.save(saved, arr, allow_pickle=False)
+    loaded, expected = np.load(io.BytesIO(npy_bytes(arr))), np.load(io.BytesIO(saved.getvalue()))
+    assert (loaded.dtype, loaded.shape, loaded.flags.f_contiguous) == \
+        (expected.dtype, expected.shape, expected.flags.f_contiguous)
+    assert np.array_equal(loaded, arr)
+
+
 # --- cleanup -------------------------------------------------------------------------------------
 
 def test_close_leaves_nothing_behind() -> None:
@@ -498,6 +653,35 @@ def test_a_forgotten_sandbox_is_cleaned_up_when_collected() -> None:
     gc.collect()
     assert_gone(pgid)
     assert not scratch.exists()
+
+
+def test_start_boots_the_worker_that_load_then_uses() -> None:
+    with Sandbox(GOOD, "student.py", FAST) as sandbox:
+        sandbox.start()
+        pgid = sandbox.process_group
+        assert pgid is not None
+        sandbox.start()  # a second start changes nothing
+        assert sandbox.process_group == pgid
+        assert "affine" in sandbox.load().functions and sandbox.process_group == pgid
+        assert call(sandbox, "as_int").status == "ok" and sandbox.process_group == pgid
+
+
+def test_close_kills_a_started_worker_that_never_loaded() -> None:
+    sandbox = Sandbox(GOOD, "student.py", FAST)
+    sandbox.start()
+    pgid, scratch = sandbox.process_group, sandbox.scratch
+    sandbox.close()
+    assert pgid is not None
+    assert_gone(pgid)
+    assert not scratch.exists()
+
+
+def test_start_counts_as_the_first_of_the_workers() -> None:
+    with Sandbox(GOOD, "student.py", Limits(max_restarts=0)) as sandbox:
+        sandbox.start()
+        assert call(sandbox, "hard_exit").status == "crashed"
+        r = call(sandbox, "as_int")
+        assert r.status == "crashed" and "gave up after 0 restarts" in r.message
 
 
 def test_a_closed_sandbox_refuses_calls() -> None:
