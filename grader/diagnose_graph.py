@@ -88,8 +88,7 @@ def _neighbours(cq: "CompiledQuestion", output: int) -> Iterator[tuple[str, Node
     problem, own = cq.problem, cq.question.outputs[output]
     leaves = frozenset(cq.question.args) | {d.name for d in problem.dims}
     seen = {own.text} | set(cq.question.args)
-    for label, expr in _candidate_exprs(cq, output):
-        key = label.split("'")[1]
+    for key, label, expr in _candidate_exprs(cq, output):
         if key in seen:
             continue
         seen.add(key)
@@ -99,24 +98,26 @@ def _neighbours(cq: "CompiledQuestion", output: int) -> Iterator[tuple[str, Node
             continue
 
 
-def _candidate_exprs(cq: "CompiledQuestion", output: int) -> Iterator[tuple[str, Expr]]:
+def _candidate_exprs(cq: "CompiledQuestion", output: int) -> Iterator[tuple[str, str, Expr]]:
+    """(the quantity's text, how the student is told of it, its expression), nearest kinds first."""
     problem, own = cq.problem, cq.question.outputs[output]
     if isinstance(own.expr, Diff):
         d, f_text = own.expr, _expr_text(own.expr.f)
         for name in [*problem.nodes, *problem.inputs]:
             if name != d.wrt:
                 alt = f"{d.kind}({f_text}, {name})"
-                yield f"'{alt}' (by '{name}' instead of '{d.wrt}')", Diff(d.kind, d.f, name, alt)
+                yield alt, f"'{alt}' (by '{name}' instead of '{d.wrt}')", Diff(d.kind, d.f, name, alt)
         for name in problem.nodes:
             if name != f_text:
                 alt = f"{d.kind}({name}, {d.wrt})"
-                yield f"'{alt}' (of '{name}' instead of '{f_text}')", Diff(d.kind, Name(name), d.wrt, alt)
+                yield alt, f"'{alt}' (of '{name}' instead of '{f_text}')", Diff(d.kind, Name(name), d.wrt, alt)
     for q in problem.questions:
         for out in q.outputs:
             if q is not cq.question:
-                yield f"'{out.text}' ({q.function}{'' if len(q.outputs) == 1 else ' -> ' + out.name})", out.expr
+                where = q.function if len(q.outputs) == 1 else f"{q.function} -> {out.name}"
+                yield out.text, f"'{out.text}' ({where})", out.expr
     for name in problem.nodes:
-        yield f"'{name}'", Name(name)
+        yield name, f"'{name}'", Name(name)
 
 
 def _expr_text(expr: Expr) -> str:

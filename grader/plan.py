@@ -8,11 +8,11 @@ sees the arguments of its own calls.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 
 from grader.sampling import CompiledQuestion, Trial, compile_question, draw_trial, draw_trials, draw_variants
-from grader.spec import ProblemSet, QuestionSpec
+from grader.selection import selected_questions
+from grader.spec import ProblemSet
 from reference.errors import ToolkitError
 
 AFFINE_VARIANTS = 6  # parameter draws per example for positive_affine losses
@@ -38,13 +38,8 @@ class Plan:
 def make_plan(problem_set: ProblemSet, seed: int, only: str | None = None, trials: int | None = None,
               trial: int | None = None) -> Plan:
     """Draw every selected question's trials (all of them, or only trial number ``trial``) for ``seed``."""
-    drawn = [_draw(compile_question(p, q), seed, trials, trial)
-             for p, q in problem_set.questions() if selected(q, only)]
+    drawn = [_draw(compile_question(p, q), seed, trials, trial) for p, q in selected_questions(problem_set, only)]
     return Plan(problem_set, seed, tuple(drawn), trials)
-
-
-def selected(q: QuestionSpec, only: str | None) -> bool:
-    return only is None or any(fnmatch.fnmatchcase(name, only) for name in (q.function, q.id))
 
 
 def _draw(cq: CompiledQuestion, seed: int, trials: int | None, only_trial: int | None) -> Drawn:

@@ -165,13 +165,13 @@ def simpler_trial(cq: CompiledQuestion, trial: Trial, smallest: bool, decimals: 
     a fixed case sets are kept.
     """
     case = dict(trial.case or {})
-    dims = dict(trial.dims)
-    if smallest:
-        dims = {}
-        for d in cq.problem.dims:  # a low bound may name an earlier dimension
-            dims[d.name] = int(case[d.name]) if d.name in case else (
-                d.low if isinstance(d.low, int) else dims[d.low])
-    env = _draw_inputs(cq, trial.seed, _key(cq, trial.index, trial.attempt, 0), dims, case)
+    key = _key(cq, trial.index, trial.attempt, 0)
+    try:
+        dims = _draw_dims(cq.problem.dims, np.random.default_rng(np.random.SeedSequence(trial.seed, spawn_key=key)),
+                          smallest=True, case=case) if smallest else dict(trial.dims)
+    except SamplingError:
+        return None
+    env = _draw_inputs(cq, trial.seed, key, dims, case)
     if decimals is not None:
         for name in cq.needed_inputs:
             if cq.problem.inputs[name].dist in ROUNDABLE and name not in case:
