@@ -88,6 +88,9 @@ def main() -> None:
 def submission(submissions: tuple[Path, ...], problems: Path | None, only: str | None, seed: int | None,
                trials: int | None, trial: int | None, fmt: str, visibility: str, output: Path | None) -> None:
     """Grade submissions (.py or .ipynb) on randomized trials, each in an isolated worker."""
+    from grader import prestart
+
+    prestart.begin()  # first: the first worker boots while the rest of the grader imports and draws the trials
     from grader.grading import grade_planned
     from grader.plan import make_plan
     from grader.submission import SubmissionError

@@ -22,6 +22,7 @@ import numpy as np
 from grader.compare import Comparison, compare_positive_affine, compare_values
 from grader.diagnose import Context, Failed, diagnose
 from grader.imports import forbidden_uses
+from grader import prestart
 from grader.plan import Drawn, Plan, make_plan
 from grader.sampling import CompiledQuestion, Trial
 from grader.sandbox import CallResult, Limits, LoadReport, Sandbox
@@ -130,7 +131,10 @@ def grade_planned(sub: Submission | str | Path, plan: Plan, limits: Limits | Non
 
 
 def _sandbox(sub: Submission, problem_set: ProblemSet, limits: Limits | None) -> Sandbox:
-    return Sandbox(sub.source, sub.name, limits or Limits(), sub.locate, problem_set.forbidden_imports)
+    limits = limits or Limits()
+    # the worker `grade` booted while it was importing, if any (grader.prestart): otherwise a new one starts
+    return Sandbox(sub.source, sub.name, limits, sub.locate, problem_set.forbidden_imports,
+                   booted=prestart.take(limits))
 
 
 def _grade_in(sandbox: Sandbox, sub: Submission, plan: Plan, start: float,

@@ -26,6 +26,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from grader.sandbox_process import PACKAGES, WORKER, SandboxError, size, worker_command
 
@@ -98,10 +99,9 @@ def select(requested: str | None = None) -> Isolation:
     wanted = requested or os.environ.get(ENV_VAR, "").strip() or "auto"
     if wanted not in (*MODES, "auto"):
         raise SandboxError(f"{ENV_VAR}={wanted!r}: expected one of auto, {', '.join(MODES)}")
-    found = detect()
     if wanted == "auto":
-        return found[0]
-    chosen = next((iso for iso in found if iso.mode == wanted), None)
+        return next(_runnable())  # probing stops at the first that runs: each probe starts a process
+    chosen = next(_runnable(wanted), None)
     if chosen is None:
         raise SandboxError(f"isolation {wanted!r} was asked for ({ENV_VAR} or a parameter) but does not run on "
                            f"this host: {probe_failure(wanted)}")
@@ -110,18 +110,22 @@ def select(requested: str | None = None) -> Isolation:
 
 def detect() -> tuple[Isolation, ...]:
     """Every mode that runs on this host, strongest first (``process`` always runs)."""
-    found = []
-    if _bwrap_failure() is None:
-        found.append(Isolation("bwrap", shutil.which("bwrap"), (), ("bubblewrap namespaces", *_NET_PID,
-                               "file-system view: Python, NumPy and the worker only, read-only; no grader files, "
-                               "specs or home directory"), ()))
-    flags = _unshare_flags()
+    return tuple(_runnable())
+
+
+def _runnable(only: str | None = None) -> Iterator[Isolation]:
+    """The modes that run here (all, or only the mode ``only``), strongest first, each probed when reached."""
+    if only in (None, "bwrap") and _bwrap_failure() is None:
+        yield Isolation("bwrap", shutil.which("bwrap"), (), ("bubblewrap namespaces", *_NET_PID,
+                        "file-system view: Python, NumPy and the worker only, read-only; no grader files, "
+                        "specs or home directory"), ())
+    flags = _unshare_flags() if only in (None, "unshare") else None
     if flags is not None:
-        found.append(Isolation("unshare", shutil.which("unshare"), flags, ("unshare namespaces", *_NET_PID),
-                               (_OPEN_FILES,)))
-    found.append(Isolation("process", None, (), (), (
-        "network isolation: the submission can open connections", _ESCAPES, _OPEN_FILES)))
-    return tuple(found)
+        yield Isolation("unshare", shutil.which("unshare"), flags, ("unshare namespaces", *_NET_PID),
+                        (_OPEN_FILES,))
+    if only in (None, "process"):
+        yield Isolation("process", None, (), (), (
+            "network isolation: the submission can open connections", _ESCAPES, _OPEN_FILES))
 
 
 def probe_failure(mode: str) -> str:

@@ -17,10 +17,8 @@ the wire format and its validation is ``grader.sandbox_protocol``.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
-import shutil
 import tempfile
 import time
 import weakref
@@ -31,11 +29,12 @@ from typing import Callable, Collection, Sequence
 import numpy as np
 
 from grader.isolation import Isolation, select
+from grader.prestart import Booted, start_worker
 from grader.process_cgroup import PidsCgroup
 
 # Limits, worker_command, worker_environment, rlimit_plan and SandboxError are public here too
-from grader.sandbox_process import (KiB, MiB, Limits, SandboxError, Worker, apply_rlimits, describe_exit,
-                                    rlimit_plan, size, worker_command, worker_environment)
+from grader.sandbox_process import (KiB, MiB, Limits, SandboxError, Worker, describe_exit, kill_workers, release,
+                                    remove_tree, rlimit_plan, size, worker_command, worker_environment)
 from grader.sandbox_protocol import (LOADED, LOADING, MAX_TEXT, RESULT, Malformed, clean, encode_args, fields,
                                      line_number, parse_payload, request, where)
 
@@ -100,23 +99,27 @@ class Sandbox:
 
     def __init__(self, source: str, filename: str, limits: Limits = Limits(),
                  locate: Callable[[int], str] = line_number, forbidden: Sequence[str] = (),
-                 isolation: Isolation | None = None) -> None:
+                 isolation: Isolation | None = None, booted: Booted | None = None) -> None:
         """``locate`` names a line of ``source`` in messages (a notebook's code is numbered by cell).
 
         ``forbidden``: top-level modules the worker refuses to import (status ``forbidden``).
         ``isolation``: None for the strongest the host offers, or ``$GRADE_ISOLATION``'s choice.
+        ``booted``: a worker started before the submission was known (``grader.prestart``), adopted
+        as this sandbox's first worker; it must have been started with ``limits``.
         """
+        if booted is not None and (booted.limits != limits or (isolation or booted.isolation) != booted.isolation):
+            raise SandboxError("a pre-started worker can only be adopted with the limits and isolation it has")
         self._source, self._filename, self._limits, self._locate = source, filename, limits, locate
         self._forbidden = sorted(set(forbidden))
-        self._isolation = isolation or select()
+        self._isolation = booted.isolation if booted else isolation or select()
         self._plan = rlimit_plan(limits)
-        self._cgroup = PidsCgroup.create(limits.processes)
-        self._scratch = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
-        self._live: list[Worker] = []  # the running worker, if any; shared with the finalizer
+        self._cgroup = booted.cgroup if booted else PidsCgroup.create(limits.processes)
+        self._scratch = booted.scratch if booted else Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
+        self._live: list[Worker] = [booted.worker] if booted else []  # the running worker, if any
         # also on garbage collection and at interpreter exit, should a caller forget close()
-        self._release = weakref.finalize(self, _release, self._live, self._scratch, self._cgroup)
-        self._starts = 0
-        self._idle: Worker | None = None  # started by start() and not loaded yet
+        self._release = weakref.finalize(self, release, self._live, self._scratch, self._cgroup)
+        self._starts = 1 if booted else 0
+        self._idle: Worker | None = booted.worker if booted else None  # started and not loaded yet
         self._skipped: dict[int, LoadIssue] = {}  # line -> why, in the order they were found
         self._report: LoadReport | None = None
         self._calls = 0
@@ -331,14 +334,11 @@ class Sandbox:
         """A new worker process in a fresh working directory, not yet loaded; it replaces any other."""
         self._stop()
         for old in self._scratch.iterdir():  # what earlier workers wrote is of no use to this one
-            _remove_tree(old)
+            remove_tree(old)
         workdir = self._scratch / f"run-{self._starts}"
         workdir.mkdir()
         self._starts += 1
-        command = functools.partial(self._isolation.command, scratch_size=self._limits.scratch_size)
-        join = self._cgroup.join if self._cgroup is not None else None
-        worker = Worker(command, worker_environment(self._isolation.home(workdir)), workdir,
-                        apply_rlimits(self._plan, join), self._limits.max_output)
+        worker = start_worker(self._isolation, self._limits, self._cgroup, workdir)
         self._live.append(worker)
         return worker
 
@@ -384,7 +384,7 @@ class Sandbox:
 
     def _stop(self) -> None:
         self._idle = None
-        _kill(self._live, self._cgroup)
+        kill_workers(self._live, self._cgroup)
 
     def _check_open(self) -> None:
         if not self._release.alive:
@@ -432,30 +432,3 @@ def _load_issue(error: dict, locate: Callable[[int], str]) -> LoadIssue:
         return LoadIssue(error["line"], "syntax", f"SyntaxError: {text}")
     return LoadIssue(error["line"], "exception", f"{clean(error['type'])}: {text}{where(error['frames'], locate)}; "
                      "the statements after it still ran")
-
-
-def _kill(live: list[Worker], cgroup: PidsCgroup | None) -> None:
-    """Kill the running worker's process group, then whatever else of it the cgroup still holds."""
-    while live:
-        live.pop().kill()
-    if cgroup is not None:
-        cgroup.kill_all()
-
-
-def _release(live: list[Worker], scratch: Path, cgroup: PidsCgroup | None) -> None:
-    """Kill everything the workers started and remove the scratch directory and the cgroup."""
-    _kill(live, cgroup)
-    if cgroup is not None:
-        cgroup.remove()
-    _remove_tree(scratch)
-
-
-def _remove_tree(path: Path) -> None:
-    # a submission may leave read-only directories behind: make them writable first
-    for root, dirs, _ in os.walk(path):
-        for d in dirs:
-            try:
-                os.chmod(os.path.join(root, d), 0o700)
-            except OSError:
-                pass
-    shutil.rmtree(path, ignore_errors=True)

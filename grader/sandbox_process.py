@@ -10,10 +10,12 @@ so that everything that can leak a process or a file descriptor sits in one plac
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import resource
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -21,15 +23,26 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from reference.errors import ToolkitError
 
+if TYPE_CHECKING:
+    from grader.process_cgroup import PidsCgroup
+
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 WORKER = Path(__file__).with_name("worker.py")
-PACKAGES = Path(np.__file__).resolve().parent.parent  # the one directory the worker adds to sys.path
+
+
+def _packages_dir() -> Path:
+    # found without importing NumPy, so that a worker can start (grader.prestart) while this process imports it
+    spec = importlib.util.find_spec("numpy")
+    if spec is None or spec.origin is None:
+        raise ImportError("the grader needs NumPy, which is not installed")
+    return Path(spec.origin).resolve().parent.parent
+
+
+PACKAGES = _packages_dir()  # the one directory the worker adds to sys.path
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 TICK = 0.05  # how often a wait looks at whether the worker died (grandchildren may keep pipes open)
 BROKEN_EXIT = 70  # grader/worker.py exits with this when the submission broke its pipes or modules
@@ -307,3 +320,32 @@ def describe_exit(code: int | None, cpu_used: float | None, limits: Limits, outp
     if sig == signal.SIGKILL:
         return "the process was killed (SIGKILL)", "(too much memory?)"
     return f"the process was killed by {signal.Signals(sig).name}", ""
+
+
+# --- cleaning up after workers ----------------------------------------------------
+
+def kill_workers(live: list[Worker], cgroup: PidsCgroup | None) -> None:
+    """Kill the running worker's process group, then whatever else of it the cgroup still holds."""
+    while live:
+        live.pop().kill()
+    if cgroup is not None:
+        cgroup.kill_all()
+
+
+def release(live: list[Worker], scratch: Path, cgroup: PidsCgroup | None) -> None:
+    """Kill everything the workers started and remove the scratch directory and the cgroup."""
+    kill_workers(live, cgroup)
+    if cgroup is not None:
+        cgroup.remove()
+    remove_tree(scratch)
+
+
+def remove_tree(path: Path) -> None:
+    # a submission may leave read-only directories behind: make them writable first
+    for root, dirs, _ in os.walk(path):
+        for d in dirs:
+            try:
+                os.chmod(os.path.join(root, d), 0o700)
+            except OSError:
+                pass
+    shutil.rmtree(path, ignore_errors=True)

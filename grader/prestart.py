@@ -1,0 +1,124 @@
+"""Starting a sandbox worker, and one started early: while ``grade`` is still importing.
+
+Booting a worker (the isolation probe, bubblewrap, a fresh Python, NumPy) takes
+about as long as the grader's own imports, and none of it depends on the
+submission: the source and the forbidden modules travel later, in the load
+request. So ``grade FILE`` calls ``begin`` before it imports anything heavy, a
+background thread boots one worker with the default limits, and the first
+``Sandbox`` built with those limits adopts it (``take``) instead of starting its
+own. Isolation is the same as for any worker: the thread runs exactly what
+``Sandbox`` would run. A worker that nobody adopts (the file did not compile,
+nothing matched ``--only``) is killed and its scratch removed at exit.
+
+This module imports nothing that imports NumPy: ``begin`` must not wait for it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.isolation import Isolation, select
+from grader.process_cgroup import PidsCgroup
+from grader.sandbox_process import Limits, Worker, apply_rlimits, release, rlimit_plan, worker_environment
+
+
+@dataclass(frozen=True)
+class Booted:
+    """A worker started before its submission was known, with everything a ``Sandbox`` needs to adopt it."""
+
+    isolation: Isolation
+    limits: Limits
+    cgroup: PidsCgroup | None
+    scratch: Path  # holds the worker's working directory, run-0
+    worker: Worker
+
+
+def start_worker(isolation: Isolation, limits: Limits, cgroup: PidsCgroup | None, workdir: Path) -> Worker:
+    """A new worker process under ``isolation`` and ``limits``, in ``workdir``, not loaded yet."""
+    command = functools.partial(isolation.command, scratch_size=limits.scratch_size)
+    join = cgroup.join if cgroup is not None else None
+    return Worker(command, worker_environment(isolation.home(workdir)), workdir,
+                  apply_rlimits(rlimit_plan(limits), join), limits.max_output)
+
+
+def boot(limits: Limits) -> Booted:
+    """Everything of a sandbox that comes before its submission: isolation, cgroup, scratch, a started worker."""
+    isolation = select()
+    cgroup = PidsCgroup.create(limits.processes)
+    scratch = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
+    workdir = scratch / "run-0"
+    workdir.mkdir()
+    try:
+        return Booted(isolation, limits, cgroup, scratch, start_worker(isolation, limits, cgroup, workdir))
+    except BaseException:
+        discard_parts(None, scratch, cgroup)
+        raise
+
+
+def discard_parts(worker: Worker | None, scratch: Path, cgroup: PidsCgroup | None) -> None:
+    """Kill ``worker`` and whatever it started, and remove ``scratch`` and ``cgroup``."""
+    release([worker] if worker is not None else [], scratch, cgroup)
+
+
+class _Early:
+    """The one worker booted early in this process, until it is adopted or discarded."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.ready = threading.Event()  # boot finished, with a worker or without
+        self.booted: Booted | None = None
+
+    def begin(self, limits: Limits) -> None:
+        with self.lock:
+            if self.thread is not None:
+                return
+            self.thread = threading.Thread(target=self._boot, args=(limits,), name="grader-prestart", daemon=True)
+            self.thread.start()
+        atexit.register(self.discard)
+
+    def _boot(self, limits: Limits) -> None:
+        try:
+            self.booted = boot(limits)
+        except Exception:  # noqa: BLE001 - the Sandbox that would adopt it starts its own and reports the cause
+            self.booted = None
+        finally:
+            self.ready.set()
+
+    def take(self, limits: Limits) -> Booted | None:
+        booted = self._pop()
+        if booted is not None and booted.limits != limits:
+            discard_parts(booted.worker, booted.scratch, booted.cgroup)
+            return None
+        return booted
+
+    def discard(self) -> None:
+        booted = self._pop()
+        if booted is not None:
+            discard_parts(booted.worker, booted.scratch, booted.cgroup)
+
+    def _pop(self) -> Booted | None:
+        with self.lock:
+            if self.thread is None:
+                return None
+            self.ready.wait()
+            booted, self.booted = self.booted, None
+            return booted
+
+
+_EARLY = _Early()
+
+
+def begin(limits: Limits | None = None) -> None:
+    """Boot a worker with ``limits`` (default: the defaults) in the background; at most once per process."""
+    _EARLY.begin(limits or Limits())
+
+
+def take(limits: Limits) -> Booted | None:
+    """The worker ``begin`` booted, if there is one and it has ``limits``; each is handed out once."""
+    return _EARLY.take(limits)
