@@ -334,13 +334,14 @@ def template(path: Path | None, output: Path | None) -> None:
 
 def _load_set(path: Path) -> "ProblemSet":
     """The problem set at ``path``, or every mistake in it on stderr and a one-line failure."""
-    from grader.selfcheck_report import render_problems
     from grader.spec import load_problem_set
     from reference.errors import SpecError
 
     try:
         return load_problem_set(path, trust_cache=True)
     except SpecError as exc:
+        from grader.selfcheck_report import render_problems
+
         click.echo(render_problems(str(path), exc.problems), err=True)
         raise ToolkitFailure(f"the problem set {path} is not valid; run: grade validate {path}") from None
 

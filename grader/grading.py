@@ -15,12 +15,11 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from grader.compare import Comparison, compare_positive_affine, compare_values
-from grader.diagnose import Context, Failed, diagnose
 from grader.imports import forbidden_uses
 from grader import prestart
 from grader.plan import Drawn, Plan, make_plan
@@ -29,6 +28,9 @@ from grader.sandbox import CallResult, Limits, LoadReport, Sandbox
 from grader.shrink import Example, smallest_example
 from grader.spec import ProblemSet, QuestionSpec, Tolerance
 from grader.submission import Submission, SyntaxIssue, read_submission
+
+if TYPE_CHECKING:  # the diagnoses are imported when an output fails: a full-marks grade never needs them
+    from grader.diagnose import Failed
 
 STATUSES = ("passed", "failed", "error", "timeout", "missing", "forbidden")
 
@@ -257,6 +259,8 @@ def _tally_trial(cq: CompiledQuestion, group: tuple[Trial, ...], results: list[C
         tally.comparisons.append((t, comparison))
         tally.passed += comparison.passed
         if not comparison.passed:
+            from grader.diagnose import Failed
+
             tally.failed.append(Failed(t, results[0].outputs[i]))
     return bad is None or bad.status not in ("timeout", "crashed", "forbidden")
 
@@ -320,11 +324,17 @@ def _fold(cq: CompiledQuestion, i: int, tally: _Tally, n_trials: int) -> OutputR
     for c in comps:
         tally.warnings.update(dict.fromkeys(c.warnings))
     names = tuple(o.name for o in q.outputs)
-    diagnosis = diagnose(tally.failed, Context(i, names, q.tolerance, tally.passed, cq)) if status == "failed" else ()
+    diagnosis = _diagnose(tally, i, names, q, cq) if status == "failed" else ()
     return OutputResult(
         cq.problem.name, q.id, q.function, out.name, status, out.points if status == "passed" else 0.0,
         out.points, n_trials, tally.passed, message, q.tolerance, q.returns_tuple, diagnosis, _distinct(tally.warnings),
         max(errors) if errors else None, max(rels) if rels else None, failure)
+
+
+def _diagnose(tally: _Tally, i: int, names: tuple[str, ...], q: QuestionSpec, cq: CompiledQuestion) -> tuple[str, ...]:
+    from grader.diagnose import Context, diagnose
+
+    return diagnose(tally.failed, Context(i, names, q.tolerance, tally.passed, cq))
 
 
 def _distinct(warnings: Iterable[str]) -> tuple[str, ...]:

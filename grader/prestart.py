@@ -72,6 +72,7 @@ class _Early:
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.ready = threading.Event()  # boot finished, with a worker or without
+        self.exiting = threading.Event()  # the process is exiting: the booting thread may end
         self.booted: Booted | None = None
 
     def begin(self, limits: Limits) -> None:
@@ -89,6 +90,10 @@ class _Early:
             self.booted = None
         finally:
             self.ready.set()
+        # bubblewrap's --die-with-parent is PR_SET_PDEATHSIG, which follows the *thread* that forked
+        # bwrap: were this thread to end, the worker would be SIGKILLed mid-grade (when bwrap set it up
+        # before the thread ended). So the thread lives as long as the process.
+        self.exiting.wait()
 
     def take(self, limits: Limits) -> Booted | None:
         booted = self._pop()
@@ -101,6 +106,7 @@ class _Early:
         booted = self._pop()
         if booted is not None:
             discard_parts(booted.worker, booted.scratch, booted.cgroup)
+        self.exiting.set()
 
     def _pop(self) -> Booted | None:
         with self.lock:

@@ -17,8 +17,7 @@ from grader.imports import DEFAULT_FORBIDDEN
 from grader.spec import PROJECT_DEFAULTS, DimSpec, InputSpec, ProblemSet, ProblemSpec, SpecProblem
 from grader.spec_checks import Problems, check_mapping, check_number, parse_expression
 from grader.spec_questions import check_unique_ids, read_question
-from grader.spec_yaml import expand_variants, read_yaml
-from grader.validation_cache import known_valid, remember_valid, set_key
+from grader.validation_cache import cached_documents, known_valid, remember_valid, set_key
 from reference.errors import CycleError, ExpressionError, ToolkitError
 from reference.expr import Expr
 from reference.graph import Graph
@@ -44,29 +43,49 @@ def load(path: Path, trust_cache: bool = False) -> tuple[ProblemSet | None, list
     set_file = (path if path.is_dir() else path.parent) / SET_FILE
     key = set_key(files + ([set_file] if set_file.exists() else []))
     dry_run = not (trust_cache and known_valid(key))
-    meta, problems = _read_set_meta(set_file)
+    read = _Documents(cached_documents(key) if not dry_run else {})
+    meta, problems = _read_set_meta(set_file, read)
     if not files:
         problems.append(SpecProblem(str(path), None, "path", "holds no .yaml spec files",
                                     "add one file per problem, such as reg.yaml"))
     specs = []
     for f in files:
-        built, found = _load_file(f, meta.get("defaults", {}), dry_run)
+        built, found = _load_file(f, meta.get("defaults", {}), read, dry_run)
         problems += found
         specs += built
     problems += _check_across_files(specs)
-    if not problems and dry_run:
-        remember_valid(key)
+    if not problems and (dry_run or read.parsed):  # newly valid, or valid but not kept as JSON yet
+        remember_valid(key, read.documents)
     name = meta.get("name") or (path.name if path.is_dir() else path.stem)
     title = meta.get("title") or name
     forbidden = tuple(meta.get("forbidden_imports", DEFAULT_FORBIDDEN))
     return ProblemSet(path, str(name), str(title), tuple(specs), forbidden, meta.get("examples")), problems
 
 
-def _read_set_meta(path: Path) -> tuple[dict[str, Any], list[SpecProblem]]:
+class _Documents:
+    """Each file's parsed data: from the validation cache when the set is known valid, else from its YAML."""
+
+    def __init__(self, cached: dict[str, Any]) -> None:
+        self.cached = cached
+        self.documents: dict[str, Any] = {}  # everything read, by path, for the cache
+        self.parsed = False  # some file was parsed from YAML
+
+    def __call__(self, path: Path, out: Problems) -> Any:
+        if str(path) in self.cached:
+            data = self.cached[str(path)]
+        else:
+            from grader.spec_yaml import read_yaml  # PyYAML only when something is parsed
+
+            data, self.parsed = read_yaml(path, out.add), True
+        self.documents[str(path)] = data
+        return data
+
+
+def _read_set_meta(path: Path, read: _Documents) -> tuple[dict[str, Any], list[SpecProblem]]:
     if not path.exists():
         return {}, []
     out = Problems(str(path))
-    data = read_yaml(path, out.add)
+    data = read(path, out)
     if data is None:
         return {}, out.found
     if not isinstance(data, dict):
@@ -89,10 +108,10 @@ def _read_set_meta(path: Path) -> tuple[dict[str, Any], list[SpecProblem]]:
     return {**meta, "defaults": _read_defaults(data.get("defaults", {}), out, {})}, out.found
 
 
-def _load_file(path: Path, set_defaults: Mapping[str, Any], dry_run: bool = True
+def _load_file(path: Path, set_defaults: Mapping[str, Any], read: _Documents, dry_run: bool = True
                ) -> tuple[list[ProblemSpec], list[SpecProblem]]:
     out = Problems(str(path))
-    data = read_yaml(path, out.add)
+    data = read(path, out)
     if data is None and not out.found:
         out.add("file", "is empty", "write a problem spec: dims, inputs, nodes, questions")
     if data is None:
@@ -103,6 +122,8 @@ def _load_file(path: Path, set_defaults: Mapping[str, Any], dry_run: bool = True
     out.unknown_keys("", data, FILE_KEYS)
     if "variants" not in data:
         return _build_checked(path, data, out, set_defaults, dry_run)
+    from grader.spec_yaml import expand_variants
+
     expanded = expand_variants(data, out.add)
     specs, found = [], list(out.found)
     for label, body in expanded:

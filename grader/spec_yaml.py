@@ -7,47 +7,53 @@ family of problems written once: each variant fills the ``${name}`` placeholders
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
 Report = Callable[..., None]  # (where, message, fix="") -> None
 
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """A safe loader that rejects duplicate keys, which plain YAML silently overwrites.
+@functools.lru_cache(maxsize=None)
+def _loader() -> type:
+    """A safe loader that rejects duplicate keys and reads ``1e-8`` as a number.
 
-    Built on libyaml's parser where PyYAML has it: five times faster, and every grade reads the specs.
+    Built on libyaml's parser where PyYAML has it: five times faster. Made on first use, so
+    that a set read from the validation cache never imports PyYAML at all.
     """
+    import yaml
 
+    class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        pass
 
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
-    seen: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}'", key_node.start_mark)
-        seen[key] = loader.construct_object(value_node, deep=deep)
-    return seen
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+        # plain YAML silently keeps the last of two equal keys
+        loader.flatten_mapping(node)
+        seen: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+            seen[key] = loader.construct_object(value_node, deep=deep)
+        return seen
 
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-# YAML 1.1 reads 1e-8 (no dot) as a string; tolerances are written that way, so read it as a number.
-_UniqueKeyLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    # YAML 1.1 reads 1e-8 (no dot) as a string; tolerances are written that way, so read it as a number.
+    UniqueKeyLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return UniqueKeyLoader
 
 
 def read_yaml(path: Path, add: Report) -> Any:
     """The file's data, or None after reporting why it cannot be read."""
+    import yaml
+
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())
     except OSError as exc:
         add("file", f"cannot be read: {exc.strerror or exc}")
     except UnicodeDecodeError:

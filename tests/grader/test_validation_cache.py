@@ -83,3 +83,61 @@ def test_an_unwritable_cache_folder_only_means_no_caching(dry_runs: list[str], t
     problems = len(load_problem_set(folder, trust_cache=True).problems)
     load_problem_set(folder, trust_cache=True)
     assert len(dry_runs) == 2 * problems
+
+
+def _specs_as_built(folder: Path) -> list[tuple]:
+    ps = load_problem_set(folder, trust_cache=True)
+    return [(p.name, p.title, p.dims, tuple(p.inputs.items()), tuple(p.questions)) for p in ps.problems]
+
+
+def test_a_known_set_is_read_from_the_cache_without_yaml(dry_runs: list[str], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    folder = copy_of_hw1(tmp_path)
+    built = _specs_as_built(folder)
+    script = ("import sys; from pathlib import Path; from grader.spec import load_problem_set; "
+              f"ps = load_problem_set(Path({str(folder)!r}), trust_cache=True); "
+              "print(len(ps.problems), 'yaml' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env={**os.environ, "GRADE_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.stdout.split() == [str(len(built)), "False"]
+    assert _specs_as_built(folder) == built  # what the cache gives builds the very same specs
+
+
+def test_only_documents_json_gives_back_exactly_are_kept(dry_runs: list[str], tmp_path: Path) -> None:
+    from grader.validation_cache import cached_documents, remember_valid
+
+    remember_valid("k", {"a.yaml": {1: "x"}, "b.yaml": {"k": [1, 2.5, None]}, "c.yaml": {"x": float("nan")}})
+    assert cached_documents("k") == {"b.yaml": {"k": [1, 2.5, None]}}
+
+
+def test_a_document_missing_from_the_cache_is_parsed(dry_runs: list[str], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import grader.spec_yaml as spec_yaml
+
+    folder = copy_of_hw1(tmp_path)
+    built = _specs_as_built(folder)
+    (marker,) = (tmp_path / "cache" / "validated").iterdir()
+    docs = json.loads(marker.read_text())
+    del docs[str(folder / "15b_comp_graph.yaml")]
+    marker.write_text(json.dumps(docs))
+    parsed: list[str] = []
+    real = spec_yaml.read_yaml
+    monkeypatch.setattr(spec_yaml, "read_yaml", lambda path, add: parsed.append(path.name) or real(path, add))
+    assert _specs_as_built(folder) == built and parsed == ["15b_comp_graph.yaml"]
+    parsed.clear()
+    assert _specs_as_built(folder) == built and parsed == []  # and it was put back in the cache
+
+
+def test_an_old_marker_without_documents_is_filled_in(dry_runs: list[str], tmp_path: Path) -> None:
+    folder = copy_of_hw1(tmp_path)
+    load_problem_set(folder, trust_cache=True)
+    markers = list((tmp_path / "cache" / "validated").iterdir())
+    assert len(markers) == 1 and markers[0].read_text().startswith("{")
+    markers[0].write_text("")  # as the previous version wrote it
+    load_problem_set(folder, trust_cache=True)
+    assert dry_runs.count("reg") == 1 and markers[0].read_text().startswith("{\"")
