@@ -77,8 +77,6 @@ class _Early:
 
     def begin(self, limits: Limits) -> None:
         with self.lock:
-            if self.thread is not None:
-                return
             self.thread = threading.Thread(target=self._boot, args=(limits,), name="grader-prestart", daemon=True)
             self.thread.start()
         atexit.register(self.discard)
@@ -117,11 +115,15 @@ class _Early:
             return booted
 
 
-_EARLY = _Early()
+_EARLY = _Early()  # the latest; an earlier one that nobody took is discarded at exit
 
 
 def begin(limits: Limits | None = None) -> None:
-    """Boot a worker with ``limits`` (default: the defaults) in the background; at most once per process."""
+    """Boot a worker with ``limits`` (default: the defaults) in the background, unless one is waiting already."""
+    global _EARLY
+    if _EARLY.thread is not None and not (_EARLY.ready.is_set() and _EARLY.booted is None):
+        return  # booting, or booted and not taken yet
+    _EARLY = _Early()
     _EARLY.begin(limits or Limits())
 
 

@@ -129,3 +129,19 @@ def test_grade_adopts_the_worker_it_booted(tmp_path: Path) -> None:
             print(json.dumps({{"spawned": len(starts)}}))
         """)
     assert seen == {"spawned": 0}
+
+
+def test_begin_boots_again_only_once_the_last_worker_was_taken() -> None:
+    seen = _run("""
+        import json
+        from grader import prestart
+        from grader.sandbox import Limits
+        prestart.begin(); first = prestart._EARLY
+        prestart.begin(); same = prestart._EARLY is first  # still waiting to be taken: no second worker
+        a = prestart.take(Limits())
+        prestart.begin(); b = prestart.take(Limits())
+        print(json.dumps({"same": same, "two": a is not None and b is not None and a.worker is not b.worker}))
+        for booted in (a, b):
+            prestart.discard_parts(booted.worker, booted.scratch, booted.cgroup)
+        """)
+    assert seen == {"same": True, "two": True}
