@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -71,16 +72,21 @@ def test_selfcheck_catches_a_wrong_vjp(tmp_path: Path, monkeypatch: pytest.Monke
     assert not question.ok and "NumPy and torch differ" in question.failures[0]
 
 
-def test_a_whole_grade_imports_nothing_it_does_not_need() -> None:
-    # torch costs ~2 s to import and is only for selfcheck; the rest would be start-up for nothing
+def test_a_whole_grade_imports_nothing_it_does_not_need(tmp_path: Path) -> None:
+    # torch costs ~2 s to import and is only for selfcheck; the rest would be start-up for nothing. Once the
+    # problem set is known valid it is read without PyYAML, and full marks need no diagnoses.
     solution = BUNDLED.parent.parent / "submissions" / "examples" / "solution.py"
     code = ("import sys\nfrom grader.cli import run\nsys.argv = ['grade', sys.argv[1], '--seed', '1']\n"
             "try:\n    run()\nexcept SystemExit:\n    pass\n"
             "print('heavy:', sorted(m for m in ('torch', 'pandas', 'scipy', 'matplotlib', 'jax', 'sympy', "
-            "'jsonschema', 'PIL', 'xmlschema') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, str(solution)], capture_output=True, text=True, check=True)
-    assert "Total: 102 / 102 points" in out.stdout
-    assert out.stdout.strip().splitlines()[-1] == "heavy: []"
+            "'jsonschema', 'PIL', 'xmlschema', 'yaml', 'grader.diagnose', 'grader.selfcheck_report') "
+            "if m in sys.modules))")
+    env = {**os.environ, "GRADE_CACHE_DIR": str(tmp_path / "cache")}
+    first, again = (subprocess.run([sys.executable, "-c", code, str(solution)], capture_output=True, text=True,
+                                   check=True, env=env) for _ in range(2))
+    assert "Total: 102 / 102 points" in first.stdout and "Total: 102 / 102 points" in again.stdout
+    assert first.stdout.strip().splitlines()[-1] == "heavy: ['yaml']"  # the first read parses the YAML
+    assert again.stdout.strip().splitlines()[-1] == "heavy: []"
 
 
 def test_console_script_has_no_traceback_on_missing_path(tmp_path: Path) -> None:
