@@ -1,9 +1,10 @@
 """Seeded trials: dimensions and inputs drawn per question, with expected values.
 
-Every draw comes from ``numpy.random.SeedSequence(seed, spawn_key=...)`` keyed by
-the problem, the function, the trial, the attempt and the input's name, so a
-trial is reproduced from the printed seed alone, on any machine, and adding an
-input or a question does not change the draws of the others.
+Every draw has a generator of its own (``grader.seeding``), keyed by the seed,
+the problem, the function, the trial, the attempt, the parameter variant and the
+input's name, so a trial is reproduced from the printed seed alone, on any
+machine, and adding an input or a question does not change the draws of the
+others.
 
 Trial 0 uses the smallest dimensions, so the first failure a student sees is a
 small one. A draw that brings any op on the path within ``kink_margin`` of a
@@ -20,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from grader.distributions import DISTRIBUTIONS
+from grader.seeding import DrawKey
 from grader.spec import DimSpec, InputSpec, ProblemSpec, QuestionSpec
 from reference.errors import EvaluationError, ExpressionError, SamplingError
 from reference.evaluate import evaluate, evaluate_all
@@ -119,22 +121,21 @@ class _KinkTracker:
 def _attempt(
     cq: CompiledQuestion, seed: int, index: int, attempt: int, case: Mapping[str, Any] | None, variant: int
 ) -> tuple[Trial | None, tuple[float, str]]:
-    key = _key(cq, index, attempt, variant)
-    dims = _draw_dims(cq.problem.dims, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key)),
-                      smallest=index == 0 and case is None, case=case or {})
-    return _complete(cq, seed, index, attempt, dims, _draw_inputs(cq, seed, key, dims, case or {}), case)
+    key = _key(cq, seed, index, attempt, variant)
+    dims = _draw_dims(cq.problem.dims, key, smallest=index == 0 and case is None, case=case or {})
+    return _complete(cq, seed, index, attempt, dims, _draw_inputs(cq, key, dims, case or {}), case)
 
 
-def _key(cq: CompiledQuestion, index: int, attempt: int, variant: int) -> tuple[int, ...]:
-    return (stable_key(cq.problem.name), stable_key(cq.question.function), index, attempt, variant)
+def _key(cq: CompiledQuestion, seed: int, index: int, attempt: int, variant: int) -> DrawKey:
+    """The key of an attempt's dimensions; each input's key adds its name to it."""
+    return DrawKey.of(seed, cq.problem.name, cq.question.function, index, attempt, variant)
 
 
-def _draw_inputs(cq: CompiledQuestion, seed: int, key: tuple[int, ...], dims: Mapping[str, int],
+def _draw_inputs(cq: CompiledQuestion, key: DrawKey, dims: Mapping[str, int],
                  case: Mapping[str, Any]) -> dict[str, np.ndarray]:
     env: dict[str, np.ndarray] = {d: np.asarray(float(v)) for d, v in dims.items()}
     for name in cq.needed_inputs:
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key + (stable_key(name),)))
-        env[name] = _draw_input(cq.problem.inputs[name], dims, rng, case.get(name))
+        env[name] = _draw_input(cq.problem.inputs[name], dims, key.child(name).generator(), case.get(name))
     return env
 
 
@@ -165,13 +166,12 @@ def simpler_trial(cq: CompiledQuestion, trial: Trial, smallest: bool, decimals: 
     a fixed case sets are kept.
     """
     case = dict(trial.case or {})
-    key = _key(cq, trial.index, trial.attempt, 0)
+    key = _key(cq, trial.seed, trial.index, trial.attempt, 0)
     try:
-        dims = _draw_dims(cq.problem.dims, np.random.default_rng(np.random.SeedSequence(trial.seed, spawn_key=key)),
-                          smallest=True, case=case) if smallest else dict(trial.dims)
+        dims = _draw_dims(cq.problem.dims, key, smallest=True, case=case) if smallest else dict(trial.dims)
     except SamplingError:
         return None
-    env = _draw_inputs(cq, trial.seed, key, dims, case)
+    env = _draw_inputs(cq, key, dims, case)
     if decimals is not None:
         for name in cq.needed_inputs:
             if cq.problem.inputs[name].dist in ROUNDABLE and name not in case:
@@ -204,8 +204,8 @@ def largest_dims(problem: ProblemSpec) -> dict[str, int]:
     return dims
 
 
-def _draw_dims(specs: tuple[DimSpec, ...], rng: np.random.Generator, smallest: bool,
-               case: Mapping[str, Any]) -> dict[str, int]:
+def _draw_dims(specs: tuple[DimSpec, ...], key: DrawKey, smallest: bool, case: Mapping[str, Any]) -> dict[str, int]:
+    rng = None if smallest else key.generator()  # the smallest dimensions need no random numbers
     dims: dict[str, int] = {}
     for d in specs:
         low, high = (b if isinstance(b, int) else dims[b] for b in (d.low, d.high))
@@ -214,7 +214,7 @@ def _draw_dims(specs: tuple[DimSpec, ...], rng: np.random.Generator, smallest: b
         elif low > high:
             raise SamplingError(f"dimension '{d.name}' has an empty range [{low}, {high}]")
         else:
-            dims[d.name] = low if smallest else int(rng.integers(low, high + 1))
+            dims[d.name] = low if rng is None else int(rng.integers(low, high + 1))
     return dims
 
 
@@ -230,6 +230,6 @@ def _draw_input(spec: InputSpec, dims: Mapping[str, int], rng: np.random.Generat
 
 
 def stable_key(name: str) -> int:
-    """A number for a name that is the same in every run and on every machine."""
+    """A number for a name that is the same in every run and on every machine (the self-check's seeds)."""
     # crc32 is stable across runs and machines, unlike hash() of a str.
     return zlib.crc32(name.encode())
