@@ -117,12 +117,19 @@ def _check_fixed(o: Options) -> list[str]:
     return [] if np.all(np.isfinite(arr)) else ["value must be finite"]
 
 
-def _draw_fixed(rng: np.random.Generator, shape: Shape, o: Options) -> np.ndarray:
-    value = np.asarray(o["value"], dtype=np.float64)
+def fixed_value(value: Any, shape: Shape) -> np.ndarray:
+    """``value`` as a new float64 array of ``shape``, broadcast if it is smaller."""
+    value = np.asarray(value, dtype=np.float64)
+    if value.shape == shape:  # an example held fixed: nothing to broadcast, and broadcast_to is slow
+        return value.copy()
     try:
         return np.broadcast_to(value, shape).copy()
     except ValueError:
         raise SamplingError(f"fixed value of shape {value.shape} does not fit shape {shape}") from None
+
+
+def _draw_fixed(rng: np.random.Generator, shape: Shape, o: Options) -> np.ndarray:
+    return fixed_value(o["value"], shape)
 
 
 DISTRIBUTIONS: Mapping[str, Distribution] = {

@@ -14,13 +14,14 @@ argument or an expected value non-finite, is redrawn.
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
-from grader.distributions import DISTRIBUTIONS
+from grader.distributions import DISTRIBUTIONS, fixed_value
 from grader.seeding import DrawKey
 from grader.spec import DimSpec, InputSpec, ProblemSpec, QuestionSpec
 from reference.errors import EvaluationError, ExpressionError, SamplingError
@@ -113,7 +114,7 @@ class _KinkTracker:
         if node.op.kink is None:
             return
         d = float(node.op.kink(*args, **node.params))
-        d = 0.0 if np.isnan(d) else d
+        d = 0.0 if math.isnan(d) else d
         if d < self.closest[0]:
             self.closest = (d, f"{node.op.kink_where} in '{node.text}'")
 
@@ -135,7 +136,7 @@ def _draw_inputs(cq: CompiledQuestion, key: DrawKey, dims: Mapping[str, int],
                  case: Mapping[str, Any]) -> dict[str, np.ndarray]:
     env: dict[str, np.ndarray] = {d: np.asarray(float(v)) for d, v in dims.items()}
     for name in cq.needed_inputs:
-        env[name] = _draw_input(cq.problem.inputs[name], dims, key.child(name).generator(), case.get(name))
+        env[name] = _draw_input(cq.problem.inputs[name], dims, key, case.get(name))
     return env
 
 
@@ -147,7 +148,7 @@ def _complete(cq: CompiledQuestion, seed: int, index: int, attempt: int, dims: M
     args = dict(zip(cq.arg_nodes, evaluate_all(list(cq.arg_nodes.values()), env, tracker)))
     leaf_env = {**{d: env[d] for d in dims}, **args}
     expected = _expected(cq, leaf_env, tracker)
-    finite = all(np.all(np.isfinite(v)) for v in (*args.values(), *expected))
+    finite = all(np.isfinite(v).all() for v in (*args.values(), *expected))
     if not finite:
         return None, (0.0, "a non-finite argument or expected value")
     if tracker.closest[0] < cq.question.kink_margin:
@@ -205,7 +206,7 @@ def largest_dims(problem: ProblemSpec) -> dict[str, int]:
 
 
 def _draw_dims(specs: tuple[DimSpec, ...], key: DrawKey, smallest: bool, case: Mapping[str, Any]) -> dict[str, int]:
-    rng = None if smallest else key.generator()  # the smallest dimensions need no random numbers
+    rng: np.random.Generator | None = None  # built only if some dimension is drawn
     dims: dict[str, int] = {}
     for d in specs:
         low, high = (b if isinstance(b, int) else dims[b] for b in (d.low, d.high))
@@ -213,18 +214,22 @@ def _draw_dims(specs: tuple[DimSpec, ...], key: DrawKey, smallest: bool, case: M
             dims[d.name] = int(case[d.name])
         elif low > high:
             raise SamplingError(f"dimension '{d.name}' has an empty range [{low}, {high}]")
+        elif smallest:
+            dims[d.name] = low
         else:
-            dims[d.name] = low if rng is None else int(rng.integers(low, high + 1))
+            rng = key.generator() if rng is None else rng
+            dims[d.name] = int(rng.integers(low, high + 1))
     return dims
 
 
-def _draw_input(spec: InputSpec, dims: Mapping[str, int], rng: np.random.Generator, fixed: Any) -> np.ndarray:
+def _draw_input(spec: InputSpec, dims: Mapping[str, int], key: DrawKey, fixed: Any) -> np.ndarray:
+    """The input ``spec`` drawn from its own generator (its name added to the attempt's ``key``), or ``fixed``."""
     shape = tuple(s if isinstance(s, int) else dims[s] for s in spec.shape)
-    if fixed is not None:
-        return DISTRIBUTIONS["fixed"].draw(rng, shape, {"value": fixed})
+    if fixed is not None:  # a case's value, or an example held fixed under the parameter redraws
+        return fixed_value(fixed, shape)
     dist = DISTRIBUTIONS[spec.dist]
     try:
-        return np.asarray(dist.draw(rng, shape, spec.options), dtype=np.float64)
+        return np.asarray(dist.draw(key.child(spec.name).generator(), shape, spec.options), dtype=np.float64)
     except SamplingError as exc:
         raise SamplingError(f"input '{spec.name}': {exc}") from None
 

@@ -98,7 +98,8 @@ class _Evaluator:
         if node not in memo:
             for n in _order(node):  # children first, so no deep recursion
                 if n not in memo:
-                    memo[n] = self._compute(n)
+                    # most nodes are op applications: test for them before the general dispatch
+                    memo[n] = self._apply(n) if type(n) is Apply else self._compute(n)
         return memo[node]
 
     def _compute(self, node: Node) -> Array:
@@ -117,8 +118,9 @@ class _Evaluator:
         args = tuple([memo[a] for a in node.args])
         if self.observe is not None:
             self.observe(node, args)
+        op = self.replace.get(id(node), node.op) if self.replace else node.op
         try:
-            out = self.op(node).forward(*args, **node.params)
+            out = op.forward(*args, **node.params)
         except EvaluationError as exc:
             raise EvaluationError(f"in '{node.text}': {exc}") from None
         except _NUMPY_ERRORS as exc:
