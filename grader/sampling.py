@@ -129,7 +129,7 @@ def _attempt(
 
 def _key(cq: CompiledQuestion, seed: int, index: int, attempt: int, variant: int) -> DrawKey:
     """The key of an attempt's dimensions; each input's key adds its name to it."""
-    return DrawKey.of(seed, cq.problem.name, cq.question.function, index, attempt, variant)
+    return DrawKey((seed, cq.problem.name, cq.question.function, index, attempt, variant))
 
 
 def _draw_inputs(cq: CompiledQuestion, key: DrawKey, dims: Mapping[str, int],
