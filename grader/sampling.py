@@ -26,7 +26,7 @@ from grader.seeding import DrawKey
 from grader.spec import DimSpec, InputSpec, ProblemSpec, QuestionSpec
 from reference.errors import EvaluationError, ExpressionError, SamplingError
 from reference.evaluate import evaluate, evaluate_all
-from reference.graph import Apply, Node, leaf_names
+from reference.graph import Apply, Leaf, Node, leaf_names
 
 MAX_ATTEMPTS = 100
 
@@ -145,15 +145,26 @@ def _complete(cq: CompiledQuestion, seed: int, index: int, attempt: int, dims: M
               ) -> tuple[Trial | None, tuple[float, str]]:
     """The trial of these inputs, or None with the reason when it is near a kink or not finite."""
     tracker = _KinkTracker()
-    args = dict(zip(cq.arg_nodes, evaluate_all(list(cq.arg_nodes.values()), env, tracker)))
+    args = _arguments(cq, env, tracker)
     leaf_env = {**{d: env[d] for d in dims}, **args}
     expected = _expected(cq, leaf_env, tracker)
-    finite = all(np.isfinite(v).all() for v in (*args.values(), *expected))
-    if not finite:
+    if not _all_finite((*args.values(), *expected)):
         return None, (0.0, "a non-finite argument or expected value")
     if tracker.closest[0] < cq.question.kink_margin:
         return None, tracker.closest
     return Trial(index, seed, attempt, dims, args, expected, dict(case) if case else None), tracker.closest
+
+
+def _arguments(cq: CompiledQuestion, env: Mapping[str, np.ndarray], tracker: _KinkTracker) -> dict[str, np.ndarray]:
+    """The question's arguments: an input or a dimension is its drawn value, a node is computed from them."""
+    nodes = {a: n for a, n in cq.arg_nodes.items() if not isinstance(n, Leaf)}
+    computed = dict(zip(nodes, evaluate_all(list(nodes.values()), env, tracker))) if nodes else {}
+    return {a: computed[a] if a in computed else env[a] for a in cq.arg_nodes}
+
+
+def _all_finite(values: tuple[np.ndarray, ...]) -> bool:
+    # One check over all the values together: a check per small array costs more than the check itself.
+    return bool(np.isfinite(np.concatenate([v.ravel() for v in values])).all())
 
 
 ROUNDABLE = frozenset({"normal", "uniform"})  # rounding other draws would break what they guarantee
@@ -224,7 +235,7 @@ def _draw_dims(specs: tuple[DimSpec, ...], key: DrawKey, smallest: bool, case: M
 
 def _draw_input(spec: InputSpec, dims: Mapping[str, int], key: DrawKey, fixed: Any) -> np.ndarray:
     """The input ``spec`` drawn from its own generator (its name added to the attempt's ``key``), or ``fixed``."""
-    shape = tuple(s if isinstance(s, int) else dims[s] for s in spec.shape)
+    shape = tuple([s if isinstance(s, int) else dims[s] for s in spec.shape])
     if fixed is not None:  # a case's value, or an example held fixed under the parameter redraws
         return fixed_value(fixed, shape)
     dist = DISTRIBUTIONS[spec.dist]
