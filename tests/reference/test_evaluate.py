@@ -79,6 +79,14 @@ def test_gradients_by_several_leaves_share_one_forward_pass() -> None:
         np.testing.assert_allclose(value, _backprop(env)[wrt], rtol=1e-12, atol=1e-12)
 
 
+def test_gradients_computed_together_equal_each_computed_alone_bit_for_bit() -> None:
+    env, graph = _env(2), _graph()
+    texts = ["grad(loss, W1)", "W2 - 0.1 * grad(loss, W2)", "grad(loss, b1)", "grad(loss, x)"]
+    together = evaluate_all([graph.resolve(parse(t), INPUTS) for t in texts], env)
+    for text, value in zip(texts, together):
+        np.testing.assert_array_equal(value, _value(text, env))
+
+
 def test_grad_of_a_non_scalar_is_an_error() -> None:
     with pytest.raises(EvaluationError, match="grad needs a scalar"):
         _value("grad(z3, W2)", _env())
