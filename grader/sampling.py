@@ -1,9 +1,10 @@
 """Seeded trials: dimensions and inputs drawn per question, with expected values.
 
-Every draw comes from ``numpy.random.SeedSequence(seed, spawn_key=...)`` keyed by
-the problem, the function, the trial, the attempt and the input's name, so a
-trial is reproduced from the printed seed alone, on any machine, and adding an
-input or a question does not change the draws of the others.
+Every draw has a generator of its own (``grader.seeding``), keyed by the seed,
+the problem, the function, the trial, the attempt, the parameter variant and the
+input's name, so a trial is reproduced from the printed seed alone, on any
+machine, and adding an input or a question does not change the draws of the
+others.
 
 Trial 0 uses the smallest dimensions, so the first failure a student sees is a
 small one. A draw that brings any op on the path within ``kink_margin`` of a
@@ -13,17 +14,19 @@ argument or an expected value non-finite, is redrawn.
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
-from grader.distributions import DISTRIBUTIONS
+from grader.distributions import DISTRIBUTIONS, fixed_value
+from grader.seeding import DrawKey
 from grader.spec import DimSpec, InputSpec, ProblemSpec, QuestionSpec
 from reference.errors import EvaluationError, ExpressionError, SamplingError
 from reference.evaluate import evaluate, evaluate_all
-from reference.graph import Apply, Node, leaf_names
+from reference.graph import Apply, Leaf, Node, leaf_names
 
 MAX_ATTEMPTS = 100
 
@@ -111,7 +114,7 @@ class _KinkTracker:
         if node.op.kink is None:
             return
         d = float(node.op.kink(*args, **node.params))
-        d = 0.0 if np.isnan(d) else d
+        d = 0.0 if math.isnan(d) else d
         if d < self.closest[0]:
             self.closest = (d, f"{node.op.kink_where} in '{node.text}'")
 
@@ -119,22 +122,21 @@ class _KinkTracker:
 def _attempt(
     cq: CompiledQuestion, seed: int, index: int, attempt: int, case: Mapping[str, Any] | None, variant: int
 ) -> tuple[Trial | None, tuple[float, str]]:
-    key = _key(cq, index, attempt, variant)
-    dims = _draw_dims(cq.problem.dims, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key)),
-                      smallest=index == 0 and case is None, case=case or {})
-    return _complete(cq, seed, index, attempt, dims, _draw_inputs(cq, seed, key, dims, case or {}), case)
+    key = _key(cq, seed, index, attempt, variant)
+    dims = _draw_dims(cq.problem.dims, key, smallest=index == 0 and case is None, case=case or {})
+    return _complete(cq, seed, index, attempt, dims, _draw_inputs(cq, key, dims, case or {}), case)
 
 
-def _key(cq: CompiledQuestion, index: int, attempt: int, variant: int) -> tuple[int, ...]:
-    return (stable_key(cq.problem.name), stable_key(cq.question.function), index, attempt, variant)
+def _key(cq: CompiledQuestion, seed: int, index: int, attempt: int, variant: int) -> DrawKey:
+    """The key of an attempt's dimensions; each input's key adds its name to it."""
+    return DrawKey((seed, cq.problem.name, cq.question.function, index, attempt, variant))
 
 
-def _draw_inputs(cq: CompiledQuestion, seed: int, key: tuple[int, ...], dims: Mapping[str, int],
+def _draw_inputs(cq: CompiledQuestion, key: DrawKey, dims: Mapping[str, int],
                  case: Mapping[str, Any]) -> dict[str, np.ndarray]:
     env: dict[str, np.ndarray] = {d: np.asarray(float(v)) for d, v in dims.items()}
     for name in cq.needed_inputs:
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key + (stable_key(name),)))
-        env[name] = _draw_input(cq.problem.inputs[name], dims, rng, case.get(name))
+        env[name] = _draw_input(cq.problem.inputs[name], dims, key, case.get(name))
     return env
 
 
@@ -143,15 +145,26 @@ def _complete(cq: CompiledQuestion, seed: int, index: int, attempt: int, dims: M
               ) -> tuple[Trial | None, tuple[float, str]]:
     """The trial of these inputs, or None with the reason when it is near a kink or not finite."""
     tracker = _KinkTracker()
-    args = dict(zip(cq.arg_nodes, evaluate_all(list(cq.arg_nodes.values()), env, tracker)))
+    args = _arguments(cq, env, tracker)
     leaf_env = {**{d: env[d] for d in dims}, **args}
     expected = _expected(cq, leaf_env, tracker)
-    finite = all(np.all(np.isfinite(v)) for v in (*args.values(), *expected))
-    if not finite:
+    if not _all_finite((*args.values(), *expected)):
         return None, (0.0, "a non-finite argument or expected value")
     if tracker.closest[0] < cq.question.kink_margin:
         return None, tracker.closest
     return Trial(index, seed, attempt, dims, args, expected, dict(case) if case else None), tracker.closest
+
+
+def _arguments(cq: CompiledQuestion, env: Mapping[str, np.ndarray], tracker: _KinkTracker) -> dict[str, np.ndarray]:
+    """The question's arguments: an input or a dimension is its drawn value, a node is computed from them."""
+    nodes = {a: n for a, n in cq.arg_nodes.items() if not isinstance(n, Leaf)}
+    computed = dict(zip(nodes, evaluate_all(list(nodes.values()), env, tracker))) if nodes else {}
+    return {a: computed[a] if a in computed else env[a] for a in cq.arg_nodes}
+
+
+def _all_finite(values: tuple[np.ndarray, ...]) -> bool:
+    # One check over all the values together: a check per small array costs more than the check itself.
+    return bool(np.isfinite(np.concatenate([v.ravel() for v in values])).all())
 
 
 ROUNDABLE = frozenset({"normal", "uniform"})  # rounding other draws would break what they guarantee
@@ -165,13 +178,12 @@ def simpler_trial(cq: CompiledQuestion, trial: Trial, smallest: bool, decimals: 
     a fixed case sets are kept.
     """
     case = dict(trial.case or {})
-    key = _key(cq, trial.index, trial.attempt, 0)
+    key = _key(cq, trial.seed, trial.index, trial.attempt, 0)
     try:
-        dims = _draw_dims(cq.problem.dims, np.random.default_rng(np.random.SeedSequence(trial.seed, spawn_key=key)),
-                          smallest=True, case=case) if smallest else dict(trial.dims)
+        dims = _draw_dims(cq.problem.dims, key, smallest=True, case=case) if smallest else dict(trial.dims)
     except SamplingError:
         return None
-    env = _draw_inputs(cq, trial.seed, key, dims, case)
+    env = _draw_inputs(cq, key, dims, case)
     if decimals is not None:
         for name in cq.needed_inputs:
             if cq.problem.inputs[name].dist in ROUNDABLE and name not in case:
@@ -204,8 +216,8 @@ def largest_dims(problem: ProblemSpec) -> dict[str, int]:
     return dims
 
 
-def _draw_dims(specs: tuple[DimSpec, ...], rng: np.random.Generator, smallest: bool,
-               case: Mapping[str, Any]) -> dict[str, int]:
+def _draw_dims(specs: tuple[DimSpec, ...], key: DrawKey, smallest: bool, case: Mapping[str, Any]) -> dict[str, int]:
+    rng: np.random.Generator | None = None  # built only if some dimension is drawn
     dims: dict[str, int] = {}
     for d in specs:
         low, high = (b if isinstance(b, int) else dims[b] for b in (d.low, d.high))
@@ -213,23 +225,27 @@ def _draw_dims(specs: tuple[DimSpec, ...], rng: np.random.Generator, smallest: b
             dims[d.name] = int(case[d.name])
         elif low > high:
             raise SamplingError(f"dimension '{d.name}' has an empty range [{low}, {high}]")
+        elif smallest:
+            dims[d.name] = low
         else:
-            dims[d.name] = low if smallest else int(rng.integers(low, high + 1))
+            rng = key.generator() if rng is None else rng
+            dims[d.name] = int(rng.integers(low, high + 1))
     return dims
 
 
-def _draw_input(spec: InputSpec, dims: Mapping[str, int], rng: np.random.Generator, fixed: Any) -> np.ndarray:
-    shape = tuple(s if isinstance(s, int) else dims[s] for s in spec.shape)
-    if fixed is not None:
-        return DISTRIBUTIONS["fixed"].draw(rng, shape, {"value": fixed})
+def _draw_input(spec: InputSpec, dims: Mapping[str, int], key: DrawKey, fixed: Any) -> np.ndarray:
+    """The input ``spec`` drawn from its own generator (its name added to the attempt's ``key``), or ``fixed``."""
+    shape = tuple([s if isinstance(s, int) else dims[s] for s in spec.shape])
+    if fixed is not None:  # a case's value, or an example held fixed under the parameter redraws
+        return fixed_value(fixed, shape)
     dist = DISTRIBUTIONS[spec.dist]
     try:
-        return np.asarray(dist.draw(rng, shape, spec.options), dtype=np.float64)
+        return np.asarray(dist.draw(key.child(spec.name).generator(), shape, spec.options), dtype=np.float64)
     except SamplingError as exc:
         raise SamplingError(f"input '{spec.name}': {exc}") from None
 
 
 def stable_key(name: str) -> int:
-    """A number for a name that is the same in every run and on every machine."""
+    """A number for a name that is the same in every run and on every machine (the self-check's seeds)."""
     # crc32 is stable across runs and machines, unlike hash() of a str.
     return zlib.crc32(name.encode())

@@ -66,17 +66,25 @@ class Op:
 # --- helpers ---------------------------------------------------------------
 
 
+# The helpers below run for every op application of every trial, on small arrays, so
+# they call array methods (np.abs(x).min(), (x > 0).all()) rather than the np.min /
+# np.all wrappers, which cost more than the arithmetic; the values are the same.
+
+
 def _min_abs(x: Array) -> float:
-    return float(np.min(np.abs(x))) if np.size(x) else INF
+    x = np.asarray(x)
+    return float(np.abs(x).min()) if x.size else INF
 
 
 def _in_positive_domain(x: Array) -> float:
     """Infinitely far from trouble while x > 0 (any positive value is differentiable), else 0."""
-    return INF if np.all(x > 0) else 0.0
+    return INF if np.asarray(x > 0).all() else 0.0
 
 
 def unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
     """Sum a broadcast cotangent back down to the argument's shape."""
+    if g.shape == shape:  # the common case: nothing was broadcast
+        return g
     while g.ndim > len(shape):
         g = g.sum(axis=0)
     for axis, size in enumerate(shape):
@@ -86,10 +94,10 @@ def unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
 
 
 def _expand(g: Array, x: Array, axis: int | None) -> Array:
-    """Broadcast the cotangent of a reduction back over the reduced axis."""
-    if axis is not None:
-        g = np.expand_dims(g, axis)
-    return np.broadcast_to(g, x.shape)
+    """The cotangent of a reduction repeated over the reduced axis: a new array of ``x``'s shape."""
+    out = np.empty(np.shape(x))
+    out[...] = g if axis is None else np.expand_dims(g, axis)  # np.broadcast_to costs more than this copy
+    return out
 
 
 def _as_int(n: Array, what: str) -> int:
@@ -102,7 +110,8 @@ def _as_int(n: Array, what: str) -> int:
 def _sigmoid(x: Array) -> Array:
     # Two branches so that neither exp can overflow for large |x|.
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    d = 1.0 + e
+    return np.where(x >= 0, 1.0 / d, e / d)
 
 
 def _softmax(x: Array, axis: int) -> Array:
@@ -134,8 +143,8 @@ def _log_base(a: Array) -> Array:
 def _pow_kink(a: Array, b: Array) -> float:
     # Whole exponents >= 1 are smooth everywhere; whole exponents <= 0 have a
     # pole at 0; any other exponent needs a > 0 to be real and differentiable.
-    if np.all(b == np.round(b)):
-        return INF if np.all(b >= 1) else _min_abs(a)
+    if np.asarray(b == np.rint(b)).all():  # np.round to 0 decimals is np.rint
+        return INF if np.asarray(b >= 1).all() else _min_abs(a)
     return _in_positive_domain(a)
 
 
@@ -328,7 +337,7 @@ def _registry() -> dict[str, Op]:
            _unary(), doc="a.T"),
         # reductions: axis=None reduces everything
         Op("sum", 1, lambda a, axis=None: np.asarray(np.sum(a, axis=axis)),
-           lambda g, o, a, axis=None: (_expand(g, a, axis).copy(),),
+           lambda g, o, a, axis=None: (_expand(g, a, axis),),
            _torch_reduce("sum"), _reduce_samples, params={"axis": None}, doc="sum(a, axis=None)"),
         Op("mean", 1, lambda a, axis=None: np.asarray(np.mean(a, axis=axis)),
            lambda g, o, a, axis=None: (_expand(g, a, axis) * (np.size(o) / np.size(a)),),

@@ -123,3 +123,22 @@ def test_bundled_trials_are_reproducible_from_the_printed_seed() -> None:
         first, again = draw_trial(cq, 1234, 5), draw_trial(cq, 1234, 5)
         for e, f in zip(first.expected, again.expected, strict=True):
             np.testing.assert_array_equal(e, f)
+
+
+def test_adding_a_question_does_not_change_the_other_draws(tmp_path: Path) -> None:
+    extra = "questions:\n  - function: first\n    args: [x, p]\n    returns: x * sum(p)\n"
+    base = load_problem_set(write_spec(tmp_path, SPEC, "a.yaml"))
+    more = load_problem_set(write_spec(tmp_path / "..", SPEC.replace("questions:\n", extra), "b.yaml"))
+    before = {q.function: compile_question(p, q) for p, q in base.questions()}
+    after = {q.function: compile_question(p, q) for p, q in more.questions()}
+    assert "first" in after
+    for function, cq in before.items():
+        assert _same(draw_trials(cq, 9), draw_trials(after[function], 9)), function
+
+
+def test_a_trial_is_drawn_alike_alone_and_among_the_others(questions: dict) -> None:
+    # what --trial N relies on to replay a failure: no draw depends on the draws before it
+    cq = questions["soft"]
+    every = draw_trials(cq, 4, trials=5)
+    assert _same([draw_trial(cq, 4, 3)], [every[3]])
+    assert _same([draw_trial(cq, 4, 6, cq.question.cases[1])], [every[6]])

@@ -89,7 +89,8 @@ def _call(path: Path, function: str, inputs: dict[str, Any]) -> Any:
 
 
 def test_the_example_of_a_real_mistake_is_small_round_and_reproducible() -> None:
-    result = CliRunner().invoke(main, [str(FORGOT_FIVE), "--only", "reg_*", "--seed", "1", "--format", "json"])
+    # seed 38: the failing trial of reg_sgd_step is not already the smallest, so there is something to shrink
+    result = CliRunner().invoke(main, [str(FORGOT_FIVE), "--only", "reg_*", "--seed", "38", "--format", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     outputs = {(q["function"], q["output"]): q for q in report["questions"]}

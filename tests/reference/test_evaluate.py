@@ -9,7 +9,7 @@ import pytest
 
 from grader.torch_eval import evaluate_torch
 from reference.errors import EvaluationError
-from reference.evaluate import evaluate
+from reference.evaluate import evaluate, evaluate_all
 from reference.expr import parse
 from reference.graph import Graph, Node
 
@@ -66,6 +66,25 @@ def test_grad_of_the_net_matches_hand_backprop(wrt: str) -> None:
     got = _value(f"grad(loss, {wrt})", env)
     assert got.shape == env[wrt].shape
     np.testing.assert_allclose(got, _backprop(env)[wrt], rtol=1e-12, atol=1e-12)
+
+
+def test_gradients_by_several_leaves_share_one_forward_pass() -> None:
+    env = _env()
+    graph = _graph()  # one graph, so the three share their nodes as a problem's questions do
+    nodes = [graph.resolve(parse(f"grad(loss, {wrt})"), INPUTS) for wrt in ("W1", "b1", "W2")]
+    seen: list[str] = []
+    values = evaluate_all(nodes, env, observe=lambda node, args: seen.append(node.text))
+    assert seen.count("W1 @ x") == 1 and seen.count("(z3 - y) ** 2") == 1
+    for wrt, value in zip(("W1", "b1", "W2"), values):
+        np.testing.assert_allclose(value, _backprop(env)[wrt], rtol=1e-12, atol=1e-12)
+
+
+def test_gradients_computed_together_equal_each_computed_alone_bit_for_bit() -> None:
+    env, graph = _env(2), _graph()
+    texts = ["grad(loss, W1)", "W2 - 0.1 * grad(loss, W2)", "grad(loss, b1)", "grad(loss, x)"]
+    together = evaluate_all([graph.resolve(parse(t), INPUTS) for t in texts], env)
+    for text, value in zip(texts, together):
+        np.testing.assert_array_equal(value, _value(text, env))
 
 
 def test_grad_of_a_non_scalar_is_an_error() -> None:

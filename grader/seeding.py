@@ -1,0 +1,56 @@
+"""Random generators keyed by what they draw, so each draw is reproducible on its own.
+
+A draw is named by a tuple of parts (the seed, the problem, the function, the
+trial, the attempt, the parameter variant and, for an input, its name). The
+tuple's ``repr``, a Python literal that no other tuple of ints and strings
+shares, is hashed with BLAKE2b into the seed of a PCG64 generator (NumPy's
+default bit generator). The same parts give the same numbers in every run, on
+every machine; a draw named differently (another input, another question) gets
+an unrelated stream, so adding one never changes the others.
+
+Building a ``SeedSequence`` per draw costs about 20 µs, and a grading plan makes
+thousands of draws; hashing the parts and handing the words to PCG64 through the
+``ISeedSequence`` interface costs about 2 µs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.random.bit_generator import ISeedSequence
+
+Part = int | str
+
+# The word types a seed sequence is asked for, read little-endian on every machine,
+# so that big- and little-endian machines draw the same numbers.
+_LITTLE_ENDIAN = {np.dtype(np.uint32): np.dtype("<u4"), np.dtype(np.uint64): np.dtype("<u8")}
+
+
+class _HashedSeed(ISeedSequence):
+    """Seed words hashed from a draw's key: up to 64 bytes of them, twice what PCG64 asks for."""
+
+    __slots__ = ("_material",)
+
+    def __init__(self, material: bytes) -> None:
+        self._material = material
+
+    def generate_state(self, n_words: int, dtype: type = np.uint32) -> np.ndarray:
+        little = _LITTLE_ENDIAN[np.dtype(dtype)]
+        digest = hashlib.blake2b(self._material, digest_size=n_words * little.itemsize).digest()
+        return np.frombuffer(digest, dtype=little).astype(dtype, copy=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DrawKey:
+    """The name of one draw; ``generator()`` gives the stream that belongs to it alone."""
+
+    parts: tuple[Part, ...]
+
+    def child(self, *parts: Part) -> DrawKey:
+        """The key of a draw named by these parts after this key's own."""
+        return DrawKey(self.parts + parts)
+
+    def generator(self) -> np.random.Generator:
+        return np.random.Generator(np.random.PCG64(_HashedSeed(repr(self.parts).encode())))
