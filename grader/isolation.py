@@ -146,7 +146,10 @@ def _python_home() -> Path:
 
 def _bwrap_view(scratch_size: int) -> list[str]:
     """bwrap's arguments: namespaces, the read-only file-system view and the scratch tmpfs."""
-    args = ["--unshare-all", "--die-with-parent", "--proc", "/proc", "--dev", "/dev"]
+    # run as root, bubblewrap keeps the worker's capabilities in its namespaces unless told otherwise, and those
+    # let it remount the read-only view (the host's /usr, this grader's files) writable; it leaves /proc/sys writable
+    args = ["--unshare-all", "--die-with-parent", "--cap-drop", "ALL", "--proc", "/proc",
+            "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev"]
     for top in SYSTEM_DIRS:
         path = Path(top)
         if path.is_symlink():

@@ -63,6 +63,9 @@ OUTCOMES = {
     # Python ignores SIGXFSZ, so the limit shows up as an OSError in the student's own frame
     "huge_file": Outcome("error", "OSError: [Errno 27] File too large"),
     "writes_outside": _confined(CONFINED_FILES, "expected"),
+    "remounts_view": _confined(CONFINED_FILES, "expected"),
+    # elsewhere only root may write it, so the attack is stopped only for another user
+    "writes_sysctl": _confined(CONFINED_FILES or os.geteuid() != 0, "expected"),
     "reads_grader": _confined(CONFINED_FILES, "expected"),
     "network": _confined(OWN_NETWORK, "expected"),
     "sys_exit_at_import": Outcome("passed", note="called sys.exit(3) while loading"),
