@@ -1,10 +1,12 @@
 """The sandboxed worker: runs INSIDE the child process that executes a submission.
 
 Started by ``grader.sandbox`` as ``python -I -S worker.py REQUEST_FD RESPONSE_FD
-PACKAGES_DIR``. It imports only the standard library and NumPy, never ``grader`` or
-``reference``: the child must hold nothing of the grader but this file. ``-S``
-skips the site-packages hooks (``.pth`` files), among them the one of an editable
-install that would make ``grader`` importable; only ``PACKAGES_DIR`` is added.
+PACKAGES_DIR``, or imported once by a zygote (``grader/zygote_worker.py``) whose
+forked children each call ``run``. It imports only the standard library and NumPy,
+never ``grader`` or ``reference``: the child must hold nothing of the grader but
+this file. ``-S`` skips the site-packages hooks (``.pth`` files), among them the one
+of an editable install that would make ``grader`` importable; only ``PACKAGES_DIR``
+is added.
 
 Protocol (both directions): a frame is an 8-byte big-endian length and a payload;
 a payload is a 4-byte big-endian length and a UTF-8 JSON header, then zero or
@@ -210,8 +212,9 @@ class Pristine:
     function's mischief from costing the innocent ones their points.
     """
 
-    MODULES = ("__main__", "builtins", "numpy", "numpy.lib.format", "json", "struct", "os", "io", "sys", "time",
-               "traceback", "types", "linecache", "ast")
+    # __name__: this script's own helpers, "__main__" when started as a script, "worker" when a zygote imported it
+    MODULES = tuple(dict.fromkeys(("__main__", __name__, "builtins", "numpy", "numpy.lib.format", "json", "struct",
+                                   "os", "io", "sys", "time", "traceback", "types", "linecache", "ast")))
 
     def __init__(self, guard: ImportGuard) -> None:
         self.guard = guard
@@ -513,18 +516,23 @@ def _register_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
-def main(argv: list[str]) -> None:
+def run(in_fd: int, out_fd: int) -> None:
+    """Serve one submission on these pipes: a fresh worker's ``main``, and a zygote's forked worker, call this."""
     sys.dont_write_bytecode = True
     site.setquit()  # -S skipped it: a student's exit() at import should still mean SystemExit
     # stdout and stderr share one pipe: line buffering keeps a student's prints and tracebacks in order
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     try:
-        serve(int(argv[1]), int(argv[2]))
+        serve(in_fd, out_fd)
     except BaseException as exc:  # noqa: BLE001 - student code broke the worker (closed a pipe, patched json...)
         # one line, not the worker's traceback: the student sees their output, never grader frames
         os.write(2, f"sandbox worker stopped: {type(exc).__name__}: {_text(exc)}\n".encode("utf-8", "replace"))
         os._exit(BROKEN_EXIT)
+
+
+def main(argv: list[str]) -> None:
+    run(int(argv[1]), int(argv[2]))
 
 
 if __name__ == "__main__":
