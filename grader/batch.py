@@ -2,9 +2,12 @@
 
 The parent process decides what needs grading (a problem whose cached part is
 missing from the gradebook), hands each submission to a pool of worker
-processes (each grade starts its own sandbox as usual; the parent's share of the
-work, sampling and comparing, is CPU-bound NumPy, hence processes), and alone
-writes the gradebook, one transaction per submission, as results arrive.
+processes (the parent's share of the work, sampling and comparing, is CPU-bound
+NumPy, hence processes), and alone writes the gradebook, one transaction per
+submission, as results arrive. Each grading process keeps a zygote
+(``grader.zygote``) from which every submission's sandbox forks its workers, each
+in fresh namespaces, instead of starting Python and NumPy for every submission;
+where the host cannot do that, sandboxes start fresh worker processes as usual.
 
 The problem set is loaded once, in the parent, and reaches the pool workers by
 fork, never once per submission. A submission that cannot be read, or whose
@@ -15,7 +18,9 @@ Ctrl-C (or SIGTERM) stops the workers, keeps every saved result and raises
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import time
@@ -29,9 +34,11 @@ from grader.gradebook import (Gradebook, PartKey, StudentRecord, content_hash, g
                               problem_keys, set_hash)
 from grader.report_parts import assemble, split_by_problem
 from grader.roster import Entry, Roster
+from grader.sandbox import launching_with
 from grader.selection import selected_questions
 from grader.spec import ProblemSet
 from grader.unreadable import unreadable_report
+from grader.zygote import ZygoteLauncher, start_launcher
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -176,9 +183,14 @@ def _run(tasks: Sequence[_Task], problem_set: ProblemSet, options: BatchOptions,
          ) -> Iterator[tuple[_Task, dict[str, Any] | None, str]]:
     """(task, report or None, error) per task, as they finish."""
     if jobs <= 1 or len(tasks) <= 1:  # in this process: no pool to start, and easy to debug
-        grader = _Grader(problem_set, options)
-        for task in tasks:
-            yield task, *_grade_safely(grader, task)
+        launcher = start_launcher()
+        grader = _Grader(problem_set, options, launcher)
+        try:
+            for task in tasks:
+                yield task, *_grade_safely(grader, task)
+        finally:
+            if launcher is not None:
+                launcher.close()
         return
     executor = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
                                    initializer=_PoolWorker.start, initargs=(problem_set, options))
@@ -230,10 +242,14 @@ def _grade_safely(grader: "_Grader", task: _Task) -> tuple[dict[str, Any] | None
 
 
 class _Grader:
-    """Grades tasks in one process, with the trials, reference values and plot curves drawn once."""
+    """Grades tasks in one process, with the trials, reference values and plot curves drawn once.
 
-    def __init__(self, problem_set: ProblemSet, options: BatchOptions) -> None:
-        self.problem_set, self.options = problem_set, options
+    ``launcher``: where every sandbox of this process gets its workers (None: fresh processes).
+    """
+
+    def __init__(self, problem_set: ProblemSet, options: BatchOptions, launcher: ZygoteLauncher | None = None
+                 ) -> None:
+        self.problem_set, self.options, self.launcher = problem_set, options, launcher
         self._plan: Any = None
         self._curves: Any = None
 
@@ -251,7 +267,8 @@ class _Grader:
         def draw_plots(sandbox: Any, load: Any) -> None:
             found["plots"] = plots_in(sandbox, load.functions, curves)
 
-        result = grade_planned(task.entry.path, plan, then=draw_plots if self.options.plots and curves else None)
+        with launching_with(self.launcher) if self.launcher is not None else contextlib.nullcontext():
+            result = grade_planned(task.entry.path, plan, then=draw_plots if self.options.plots and curves else None)
         doc = to_json(result, bundled_problems())
         if self.options.plots:  # a file that does not compile started no sandbox: plots() says so per question
             doc["plots"] = found["plots"] if "plots" in found else plots(task.entry.path, [
@@ -277,11 +294,15 @@ class _PoolWorker:
     _current: "_PoolWorker | None" = None  # one per process; set by the pool initializer
 
     def __init__(self, problem_set: ProblemSet, options: BatchOptions) -> None:
-        self.grader, self.busy = _Grader(problem_set, options), False
+        self.launcher = start_launcher()  # its zygote imports NumPy while the first plan is drawn
+        self.grader, self.busy = _Grader(problem_set, options, self.launcher), False
 
     @staticmethod
     def start(problem_set: ProblemSet, options: BatchOptions) -> None:
-        _PoolWorker._current = _PoolWorker(problem_set, options)
+        worker = _PoolWorker._current = _PoolWorker(problem_set, options)
+        if worker.launcher is not None:
+            # a pool process ends through multiprocessing's exit path, which runs these and not atexit
+            multiprocessing.util.Finalize(worker.launcher, worker.launcher.close, exitpriority=0)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
         signal.signal(signal.SIGTERM, _PoolWorker._on_term)
 
@@ -289,8 +310,16 @@ class _PoolWorker:
     def _on_term(*_: object) -> None:
         worker = _PoolWorker._current
         if worker is None or not worker.busy:
-            os._exit(0)
+            _PoolWorker.exit(0)
         raise _Stopped  # unwinds grade(), whose sandbox kills its worker process group
+
+    @staticmethod
+    def exit(code: int) -> None:
+        """End this pool process now, its zygote and the zygote's cgroup first."""
+        worker = _PoolWorker._current
+        if worker is not None and worker.launcher is not None:
+            worker.launcher.close()
+        os._exit(code)
 
     @staticmethod
     def grade(task: _Task) -> tuple[dict[str, Any] | None, str]:
@@ -301,7 +330,7 @@ class _PoolWorker:
         try:
             return _grade_safely(worker.grader, task)
         except _Stopped:
-            os._exit(1)  # the pool would otherwise take the next task
+            _PoolWorker.exit(1)  # the pool would otherwise take the next task
         finally:
             worker.busy = False
 

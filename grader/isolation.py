@@ -35,6 +35,8 @@ MODES = ("bwrap", "unshare", "process")
 PROBE_TIMEOUT = 10.0  # a first start of bwrap on a cold disk; normally a few milliseconds
 SANDBOX_LIB = "/sandbox/lib"  # where NumPy appears inside the bubblewrap view
 SANDBOX_WORKER = "/sandbox/worker.py"
+ZYGOTE = Path(__file__).with_name("zygote_worker.py")  # grader.zygote's process, beside the worker in the view
+SANDBOX_ZYGOTE = "/sandbox/zygote_worker.py"
 SANDBOX_SCRATCH = "/tmp"
 _SHELL = ("/bin/sh", "-c", '"$@"; exit $?', "sh")
 SIGNAL_BASE = 128  # bwrap and sh report a child killed by signal n as exit code 128 + n
@@ -69,6 +71,20 @@ class Isolation:
         if self.mode == "unshare":
             return [self.tool or "unshare", *self.prefix, "--", *_SHELL, *inner]
         return inner
+
+    def zygote_command(self, control_fd: int, scratch_size: int) -> list[str]:
+        """The argv of a zygote (``grader.zygote``): the worker's bubblewrap view plus the zygote script.
+
+        No ``--as-pid-1``: bubblewrap's own init is PID 1 and the zygote an ordinary process. The zygote
+        keeps CAP_SYS_ADMIN in its namespaces just long enough to unmount what covers parts of its /proc
+        (each worker mounts its own /proc, which the kernel allows only while one is fully visible) and
+        CAP_SETFCAP, without which the kernel refuses to map root's uid into a worker's user namespace.
+        """
+        if self.mode != "bwrap":
+            raise SandboxError(f"a zygote runs under bubblewrap only, not under {self.mode!r}")
+        inner = [_base_python(), "-I", "-S", SANDBOX_ZYGOTE, str(control_fd), SANDBOX_LIB]
+        return [self.tool or "bwrap", *_bwrap_view(scratch_size), "--cap-add", "CAP_SYS_ADMIN",
+                "--cap-add", "CAP_SETFCAP", "--ro-bind", str(ZYGOTE.resolve()), SANDBOX_ZYGOTE, "--", *inner]
 
     def home(self, workdir: Path) -> Path:
         """The worker's HOME, TMPDIR and working directory, as the worker sees it."""
@@ -150,7 +166,10 @@ def _python_home() -> Path:
 
 def _bwrap_view(scratch_size: int) -> list[str]:
     """bwrap's arguments: namespaces, the read-only file-system view and the scratch tmpfs."""
-    args = ["--unshare-all", "--die-with-parent", "--proc", "/proc", "--dev", "/dev"]
+    # run as root, bubblewrap keeps the worker's capabilities in its namespaces unless told otherwise, and those
+    # let it remount the read-only view (the host's /usr, this grader's files) writable; it leaves /proc/sys writable
+    args = ["--unshare-all", "--die-with-parent", "--cap-drop", "ALL", "--proc", "/proc",
+            "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev"]
     for top in SYSTEM_DIRS:
         path = Path(top)
         if path.is_symlink():

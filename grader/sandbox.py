@@ -17,14 +17,16 @@ the wire format and its validation is ``grader.sandbox_protocol``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import tempfile
 import time
 import weakref
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Sequence
+from typing import Callable, Collection, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -80,6 +82,34 @@ class CallResult:
     stdout: str
 
 
+# --- how workers are started ---------------------------------------------------------
+
+class WorkerLauncher(Protocol):
+    """Another way to start a sandbox's workers than a fresh process: ``grader.zygote`` forks them."""
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """What the last worker launched this way adds to the isolation layers (empty if it launched none)."""
+
+    def launch(self, isolation: Isolation, limits: Limits, plan: Sequence[tuple[int, int, int, str]],
+               cgroup: PidsCgroup | None) -> Worker | None:
+        """A started worker, not loaded yet, in ``cgroup``; or None: the sandbox then starts a fresh process."""
+
+
+# the launcher of sandboxes made without one, e.g. by grade_planned for a batch pool process (grader.batch)
+LAUNCHER: ContextVar[WorkerLauncher | None] = ContextVar("grader_sandbox_launcher", default=None)
+
+
+@contextlib.contextmanager
+def launching_with(launcher: WorkerLauncher) -> Iterator[None]:
+    """Sandboxes made in this block without a launcher of their own start their workers with ``launcher``."""
+    token = LAUNCHER.set(launcher)
+    try:
+        yield
+    finally:
+        LAUNCHER.reset(token)
+
+
 # --- the sandbox -------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -99,16 +129,19 @@ class Sandbox:
 
     def __init__(self, source: str, filename: str, limits: Limits = Limits(),
                  locate: Callable[[int], str] = line_number, forbidden: Sequence[str] = (),
-                 isolation: Isolation | None = None, booted: Booted | None = None) -> None:
+                 isolation: Isolation | None = None, launcher: WorkerLauncher | None = None,
+                 booted: Booted | None = None) -> None:
         """``locate`` names a line of ``source`` in messages (a notebook's code is numbered by cell).
 
         ``forbidden``: top-level modules the worker refuses to import (status ``forbidden``).
         ``isolation``: None for the strongest the host offers, or ``$GRADE_ISOLATION``'s choice.
+        ``launcher``: how workers start (None: ``LAUNCHER``'s, else each in a fresh process).
         ``booted``: a worker started before the submission was known (``grader.prestart``), adopted
         as this sandbox's first worker; it must have been started with ``limits``.
         """
         if booted is not None and (booted.limits != limits or (isolation or booted.isolation) != booted.isolation):
             raise SandboxError("a pre-started worker can only be adopted with the limits and isolation it has")
+        self._launcher = launcher if launcher is not None else LAUNCHER.get()
         self._source, self._filename, self._limits, self._locate = source, filename, limits, locate
         self._forbidden = sorted(set(forbidden))
         self._isolation = booted.isolation if booted else isolation or select()
@@ -142,7 +175,8 @@ class Sandbox:
         given = [label for label in (*labels, *count) if not label.startswith("missing: ")]
         return ("separate process", "isolated interpreter (python -I -S)", "scrubbed environment",
                 "scratch working directory", *(label for *_, label in self._plan), "BLAS threads pinned to 1",
-                *given, *(label for label in (*labels, *count) if label.startswith("missing: ")))
+                *given, *(self._launcher.layers if self._launcher is not None else ()),
+                *(label for label in (*labels, *count) if label.startswith("missing: ")))
 
     @property
     def isolation(self) -> str:
@@ -338,7 +372,11 @@ class Sandbox:
         workdir = self._scratch / f"run-{self._starts}"
         workdir.mkdir()
         self._starts += 1
-        worker = start_worker(self._isolation, self._limits, self._cgroup, workdir)
+        worker = None
+        if self._launcher is not None:
+            worker = self._launcher.launch(self._isolation, self._limits, self._plan, self._cgroup)
+        if worker is None:
+            worker = start_worker(self._isolation, self._limits, self._cgroup, workdir)
         self._live.append(worker)
         return worker
 

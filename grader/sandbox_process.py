@@ -178,9 +178,13 @@ class Worker:
         finally:
             for fd in (req_r, resp_w, out_w):
                 os.close(fd)
+        self._attach(self.proc.pid, max_output)  # start_new_session: the worker leads its own process group
+
+    def _attach(self, pgid: int, max_output: int) -> None:
+        """The state of a worker whose pipes ``req``, ``resp`` and ``out`` are set (``grader.zygote`` forks some)."""
         for fd in (self.req, self.resp, self.out):
             os.set_blocking(fd, False)
-        self.pgid = self.proc.pid  # start_new_session: the worker leads its own process group
+        self.pgid = pgid
         self.output = _Capture(max_output)
         self._pending = bytearray()
         self._out_open = True

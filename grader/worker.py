@@ -1,10 +1,12 @@
 """The sandboxed worker: runs INSIDE the child process that executes a submission.
 
 Started by ``grader.sandbox`` as ``python -I -S worker.py REQUEST_FD RESPONSE_FD
-PACKAGES_DIR``. It imports only the standard library and NumPy, never ``grader`` or
-``reference``: the child must hold nothing of the grader but this file. ``-S``
-skips the site-packages hooks (``.pth`` files), among them the one of an editable
-install that would make ``grader`` importable; only ``PACKAGES_DIR`` is added.
+PACKAGES_DIR``, or imported once by a zygote (``grader/zygote_worker.py``) whose
+forked children each call ``run``. It imports only the standard library and NumPy,
+never ``grader`` or ``reference``: the child must hold nothing of the grader but
+this file. ``-S`` skips the site-packages hooks (``.pth`` files), among them the one
+of an editable install that would make ``grader`` importable; only ``PACKAGES_DIR``
+is added.
 
 Protocol (both directions): a frame is an 8-byte big-endian length and a payload;
 a payload is a 4-byte big-endian length and a UTF-8 JSON header, then zero or
@@ -50,6 +52,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 MAX_TEXT = 500  # characters of one message; keeps every header small
+IOV_MAX = 1024  # buffers one writev may take (POSIX guarantees at least 16; Linux allows 1024)
 MAX_ITEMS = 200  # entries of one list in a header (errors, frames, notes)
 MAX_NAMES = 5000  # `from numpy import *` alone brings hundreds of callables
 BROKEN_EXIT = 70  # the worker could not go on; grader.sandbox knows this code
@@ -116,10 +119,19 @@ def send(fd: int, header: dict, arrays: Sequence[np.ndarray] = ()) -> None:
         npy = _npy_parts(arr)
         parts += [struct.pack(">Q", sum(len(p) for p in npy)), *npy]
     parts.insert(0, struct.pack(">Q", sum(len(p) for p in parts)))
-    for part in parts:
-        view = memoryview(part)
-        while view:
-            view = view[os.write(fd, view):]
+    _write_all(fd, parts)
+
+
+def _write_all(fd: int, parts: list[memoryview | bytes]) -> None:
+    # one writev for the whole frame: a write per part would wake the grader for each, to find half a frame
+    views = [memoryview(p) for p in parts if len(p)]
+    while views:
+        written = os.writev(fd, views[:IOV_MAX])
+        while written:
+            if written >= len(views[0]):
+                written -= len(views.pop(0))
+            else:
+                views[0], written = views[0][written:], 0
 
 
 # --- describing what went wrong, for a student ---------------------------------
@@ -200,8 +212,9 @@ class Pristine:
     function's mischief from costing the innocent ones their points.
     """
 
-    MODULES = ("__main__", "builtins", "numpy", "numpy.lib.format", "json", "struct", "os", "io", "sys", "time",
-               "traceback", "types", "linecache", "ast")
+    # __name__: this script's own helpers, "__main__" when started as a script, "worker" when a zygote imported it
+    MODULES = tuple(dict.fromkeys(("__main__", __name__, "builtins", "numpy", "numpy.lib.format", "json", "struct",
+                                   "os", "io", "sys", "time", "traceback", "types", "linecache", "ast")))
 
     def __init__(self, guard: ImportGuard) -> None:
         self.guard = guard
@@ -318,23 +331,42 @@ def _describe(value: object) -> str:
 
 def _convert(value: object, budget: int) -> tuple[np.ndarray | None, str | None, str]:
     """(array, note, "") on success, or (None, None, why) when the value is no real numeric array."""
-    what = _describe(value)
+    # described before the conversion runs any of its code, but only when it failed: str(dtype) is slow
+    what = _describe(value) if type(value) is not np.ndarray else None
     try:
         raw = np.asarray(value)
     except BaseException as exc:  # noqa: BLE001 - __array__ or __len__ of a student's object raised
         return None, None, f"{what}, which cannot be converted to an array ({type(exc).__name__}: {_text(exc)})"
     if raw.dtype.kind == "c":
         # float64 conversion would silently drop the imaginary part
-        return None, None, f"{what} of complex numbers; only real numbers can be graded"
+        return None, None, f"{what or _describe(value)} of complex numbers; only real numbers can be graded"
     if raw.dtype.kind not in "biuf":
-        return None, None, f"{what}, not a number or an array of numbers"
+        return None, None, f"{what or _describe(value)}, not a number or an array of numbers"
     if raw.size > budget:
-        return None, None, f"{what} with {raw.size} elements: output too large"
+        return None, None, f"{what or _describe(value)} with {raw.size} elements: output too large"
     try:
         note = _kind_note(value, raw)
         return np.array(raw, dtype=np.float64), note, ""
     except BaseException as exc:  # noqa: BLE001
-        return None, None, f"{what}, which cannot be converted to float64 ({type(exc).__name__}: {_text(exc)})"
+        return None, None, (f"{what or _describe(value)}, which cannot be converted to float64 "
+                            f"({type(exc).__name__}: {_text(exc)})")
+
+
+# values whose conversion to float64 runs no code of the student's: exactly these types, never subclasses
+_PLAIN_SCALARS = frozenset({bool, int, float, *(t for t in set(np.sctypeDict.values())
+                                                if issubclass(t, (np.number, np.bool_)))})
+
+
+def _is_plain(value: object) -> bool:
+    kind = type(value)
+    return kind in _PLAIN_SCALARS or (kind is np.ndarray and value.dtype.kind in "biufc")  # type: ignore[attr-defined]
+
+
+def _converts_plainly(value: object, n_outputs: int | None) -> bool:
+    """True when turning ``value`` into outputs cannot run student code (no ``__array__``, ``__len__``, ...)."""
+    if n_outputs is None:
+        return _is_plain(value)
+    return type(value) in (tuple, list) and all(_is_plain(v) for v in value)  # type: ignore[union-attr]
 
 
 def _outputs(value: object, n_outputs: int | None, budget: int) -> tuple[list[np.ndarray], list[str], dict | None]:
@@ -395,14 +427,17 @@ def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
                 value = func(*args)
             finally:
                 keeper.restore()
+            plain = _converts_plainly(value, request["n_outputs"])
             outputs, notes, error = _outputs(value, request["n_outputs"], request["max_elements"])
             del value
+            if not plain:
+                keeper.restore()  # converting the value ran student code too (__array__, __len__, __del__)
             result.update(ok=error is None, outputs=len(outputs), notes=notes[:MAX_ITEMS], error=error)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - any failure of the student's function is a result
-            keeper.restore()  # converting the value ran student code too (__array__, __len__)
             result["error"] = _exception(exc, filename, source_lines)
+            keeper.restore()  # the conversion, and the exception's own __str__, are student code
         result["mutated"] = _mutated(names, args, pristine)
         refused = guard.since(mark)
         if refused is not None:  # whatever the function returned, it tried to use a forbidden module
@@ -438,7 +473,6 @@ def run_calls(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
         one = {"id": request["id"] + k, "function": request["function"], "names": names[k], "arg_kinds": kinds[k],
                "n_outputs": request["n_outputs"], "max_elements": request["max_elements"]}
         header, outputs = call(module, one, arrays[offsets[k]:offsets[k + 1]], source_lines, guard, keeper)
-        keeper.restore()
         _flush_student_output()
         send(out_fd, header, outputs)
         del outputs
@@ -482,18 +516,23 @@ def _register_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
-def main(argv: list[str]) -> None:
+def run(in_fd: int, out_fd: int) -> None:
+    """Serve one submission on these pipes: a fresh worker's ``main``, and a zygote's forked worker, call this."""
     sys.dont_write_bytecode = True
     site.setquit()  # -S skipped it: a student's exit() at import should still mean SystemExit
     # stdout and stderr share one pipe: line buffering keeps a student's prints and tracebacks in order
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     try:
-        serve(int(argv[1]), int(argv[2]))
+        serve(in_fd, out_fd)
     except BaseException as exc:  # noqa: BLE001 - student code broke the worker (closed a pipe, patched json...)
         # one line, not the worker's traceback: the student sees their output, never grader frames
         os.write(2, f"sandbox worker stopped: {type(exc).__name__}: {_text(exc)}\n".encode("utf-8", "replace"))
         os._exit(BROKEN_EXIT)
+
+
+def main(argv: list[str]) -> None:
+    run(int(argv[1]), int(argv[2]))
 
 
 if __name__ == "__main__":

@@ -206,6 +206,46 @@ def test_ndarray_subclass_comes_back_plain(good: Sandbox) -> None:
     assert r.notes == ("the returned value is a Liar (an ndarray subclass), converted to a plain float64 array",)
 
 
+PATCHING = """
+import json
+import numpy as np
+
+class Sneaky:
+    def __array__(self, *args, **kwargs):
+        np.mean = lambda *a, **k: 42.0  # numpy as the next function sees it
+        json.dumps = lambda *a, **k: "garbage"  # and the worker's own way of answering
+        return np.array([1.0, 2.0])
+
+class SneakyTuple(tuple):
+    def __len__(self):
+        np.mean = lambda *a, **k: 43.0
+        return tuple.__len__(self)
+
+def sneaky():
+    return Sneaky()
+
+def sneaky_pair(a):
+    return SneakyTuple((a, a))
+
+def patches_then_returns_plain(a):
+    np.mean = lambda *a, **k: 44.0
+    return a
+
+def mean(a):
+    return np.mean(a)
+"""
+
+
+@pytest.mark.parametrize("function, args, n", [("sneaky", (), None), ("sneaky_pair", (np.ones(2),), 2),
+                                               ("patches_then_returns_plain", (np.ones(2),), None)])
+def test_a_patch_made_while_the_answer_is_converted_is_undone(function: str, args: tuple, n: int | None) -> None:
+    # the worker skips its second restore for plain answers: the ones whose conversion runs no student code
+    with Sandbox(PATCHING, "student.py", Limits(load_timeout=2.0)) as sandbox:
+        assert call(sandbox, function, *args, n=n).status == "ok"  # json.dumps was back before the answer went
+        r = call(sandbox, "mean", np.array([1.0, 3.0]))
+        assert (r.status, float(r.outputs[0])) == ("ok", 2.0)
+
+
 def test_ints_and_floats_arrive_as_python_numbers(good: Sandbox) -> None:
     r = good.call("kind", [("n", 3), ("s", 0.5)], None, 5.0)
     assert r.status == "ok" and float(r.outputs[0]) == 11.0

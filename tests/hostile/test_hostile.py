@@ -2,9 +2,11 @@
 
 Every file in ``submissions/`` defines ``attack`` (where it misbehaves) and ``innocent``
 (which must keep its point), and is graded end to end against ``problems/`` under the
-isolation this host offers (``GRADE_ISOLATION`` forces a weaker one). After each grade:
-no process the submission started is alive, the sandbox's scratch directory is gone,
-and nothing was written outside it where the isolation restricts the file system.
+isolation this host offers (``GRADE_ISOLATION`` forces a weaker one), once with fresh
+worker processes and once with workers forked from a batch's zygote (``grader.zygote``,
+under bubblewrap only): both must give the same outcome. After each grade: no process
+the submission started is alive, the sandbox's scratch directory is gone, and nothing
+was written outside it where the isolation restricts the file system.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import pytest
 from grader.grading import GradeResult, grade
 from grader.isolation import select
 from grader.process_cgroup import PidsCgroup
-from grader.sandbox import Limits
+from grader.sandbox import Limits, launching_with
 from grader.spec import load_problem_set
+from grader.zygote import LAYER, ZygoteLauncher
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -63,6 +66,9 @@ OUTCOMES = {
     # Python ignores SIGXFSZ, so the limit shows up as an OSError in the student's own frame
     "huge_file": Outcome("error", "OSError: [Errno 27] File too large"),
     "writes_outside": _confined(CONFINED_FILES, "expected"),
+    "remounts_view": _confined(CONFINED_FILES, "expected"),
+    # elsewhere only root may write it, so the attack is stopped only for another user
+    "writes_sysctl": _confined(CONFINED_FILES or os.geteuid() != 0, "expected"),
     "reads_grader": _confined(CONFINED_FILES, "expected"),
     "network": _confined(OWN_NETWORK, "expected"),
     "sys_exit_at_import": Outcome("passed", note="called sys.exit(3) while loading"),
@@ -109,6 +115,30 @@ def cgroups(monkeypatch: pytest.MonkeyPatch) -> list[PidsCgroup]:
     return made
 
 
+@pytest.fixture(scope="module")
+def zygote() -> Iterator[ZygoteLauncher]:
+    """One zygote for the module, as a batch pool process keeps one for all its submissions.
+
+    Started before any test's fixtures: its own cgroup is not one a test should find left behind.
+    """
+    launcher = ZygoteLauncher(select())
+    launcher.start()
+    yield launcher
+    launcher.close()
+
+
+@pytest.fixture(params=["fresh", "zygote"])
+def workers(request: pytest.FixtureRequest, zygote: ZygoteLauncher) -> Iterator[ZygoteLauncher | None]:
+    """How the sandbox starts its workers: fresh processes, or forked from the module's zygote."""
+    if request.param == "fresh":
+        yield None
+        return
+    if MODE != "bwrap":
+        _skip_or_fail("a zygote runs under bubblewrap only")
+    with launching_with(zygote):
+        yield zygote
+
+
 @pytest.fixture
 def server() -> Iterator[socket.socket]:
     """A listening socket on the grader's loopback, for the network attack."""
@@ -125,8 +155,8 @@ def test_every_submission_has_an_outcome() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(OUTCOMES))
-def test_attack_costs_only_its_own_function(name: str, tmp_path: Path, scratch_root: Path,
-                                            server: socket.socket, cgroups: list[PidsCgroup]) -> None:
+def test_attack_costs_only_its_own_function(name: str, tmp_path: Path, scratch_root: Path, server: socket.socket,
+                                            cgroups: list[PidsCgroup], workers: ZygoteLauncher | None) -> None:
     if name == "fork_bomb":
         _require_process_cap()
     marker, target = f"hostile-stray-{uuid.uuid4().hex}", tmp_path / "escaped.txt"
@@ -141,6 +171,9 @@ def test_attack_costs_only_its_own_function(name: str, tmp_path: Path, scratch_r
 
     attack, innocent = _statuses(result)
     expected = OUTCOMES[name]
+    if workers is not None:
+        assert LAYER in result.layers and workers.gave_up is None  # forked, not a fallback to a fresh process
+        assert workers.zygotes_started == 1  # no attack reached the zygote
     assert (attack.status, innocent.status, innocent.score) == (expected.status, "passed", 1.0), attack.message
     assert expected.message in attack.message
     assert expected.note in "\n".join(result.notes)
@@ -181,7 +214,11 @@ def _require_process_cap() -> None:
     if cgroup is not None:
         cgroup.remove()
         return
-    why = "no writable pids cgroup here: a fork bomb would not be bounded"
+    _skip_or_fail("no writable pids cgroup here: a fork bomb would not be bounded")
+
+
+def _skip_or_fail(why: str) -> None:
+    """Skip a test this host cannot run; on CI, which installs what the tests need, fail it."""
     if os.environ.get("CI"):
         pytest.fail(why)
     pytest.skip(why)
