@@ -59,6 +59,20 @@ def test_nan_and_inf_are_reported_as_such() -> None:
     assert not c.passed and c.message.startswith("1 NaN and 1 infinite value(s) among 3")
 
 
+def test_an_error_that_overflows_is_a_wrong_value_not_a_nan() -> None:
+    # every element finite, but their difference is not: a value failure, with the worst element named
+    with np.errstate(over="ignore"):
+        c = compare_values(np.array([1e308, 1.0]), np.array([-1e308, 1.0]), TOL)
+    assert not c.passed and (c.n_bad, c.worst_index, c.max_abs) == (1, (0,), np.inf)
+    assert c.message == "1 of 2 elements (50%) outside tolerance; worst at index [0]: got 1e+308, expected -1e+308 " \
+                        "(allowed: 1e-09 + 1e-06 x |expected|)"
+
+
+def test_exact_elements_have_no_error_ratio_even_where_nothing_is_allowed() -> None:
+    c = compare_values(np.array([0.0, 2.0]), np.array([0.0, 2.0]), Tolerance(rtol=1e-6, atol=0.0))
+    assert c.passed and (c.max_abs, c.max_rel) == (0.0, 0.0)
+
+
 def _losses(student, reference, rng: np.random.Generator, examples: int = 6, draws: int = 8):
     got, expected = [], []
     for _ in range(examples):
