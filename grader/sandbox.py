@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import tempfile
 import time
@@ -37,12 +38,14 @@ from grader.process_cgroup import PidsCgroup
 # Limits, worker_command, worker_environment, rlimit_plan and SandboxError are public here too
 from grader.sandbox_process import (KiB, MiB, Limits, SandboxError, Worker, describe_exit, kill_workers, release,
                                     remove_tree, rlimit_plan, size, worker_command, worker_environment)
-from grader.sandbox_protocol import (LOADED, LOADING, MAX_TEXT, RESULT, Malformed, clean, encode_args, fields,
-                                     line_number, parse_payload, request, where)
+from grader.sandbox_protocol import (LOADED, LOADING, MAX_TEXT, Answer, EncodedCalls, Malformed, clean, encode_calls,
+                                     fields, line_number, read_answer, read_results, request, split_payload, where)
 
 STATUSES = ("ok", "error", "timeout", "crashed", "missing", "forbidden")
 STARTUP_TIMEOUT = 30.0  # python + numpy on a cold disk; no student code runs before the first event
-HEADER_CAP = 4 * MiB  # the worker caps every message and list, so a real header is far smaller
+HEADER_CAP = 4 * MiB  # the worker caps every message and list and sends waiting answers past 1 MiB: far smaller
+FLUSH_AFTER = 0.01  # s: the worker sends waiting answers once the oldest is this old, or a call has run this long
+SLACK = 0.25  # s beyond a call's timeout before its answer is given up on: the worker's sending may lag the call
 
 
 @dataclass(frozen=True)
@@ -231,109 +234,97 @@ class Sandbox:
     def call_many(self, function: str, calls: Sequence[Sequence[tuple[str, np.ndarray | int | float]]],
                   n_outputs: int | None, timeout: float, groups: Sequence[int] | None = None,
                   stop_on: Collection[str] = ()) -> list[CallResult]:
-        """Call ``function`` on each of ``calls`` (each an ``args`` of ``call``), sent to the worker together.
-
-        The worker runs them back to back and answers each as soon as it is done, so this
-        process checks one answer while the next call runs. The results are those of a loop
-        over ``call``: each call has ``timeout`` s, counted from the answer before it, and
-        its own outputs, notes and mutations. The list ends at the first call that times out
-        or crashes (the worker is replaced, as after ``call``) and at the first whose status
-        is in ``stop_on`` (of "error", "missing", "forbidden"). ``groups``: the sizes of
-        consecutive runs of ``calls`` (default: a run per call); a call that is not ok skips
-        the rest of its run, and skipped calls have no result. So the list may be shorter
-        than ``calls``. One difference: what a call prints can land in the ``stdout`` of the
-        answer before it, when it prints before that answer is read (never in a later one).
-        """
-        sizes = [1] * len(calls) if groups is None else list(groups)
-        if (not (n_outputs is None or (type(n_outputs) is int and n_outputs >= 1)) or not timeout > 0
-                or any(type(n) is not int or n < 1 for n in sizes) or sum(sizes) != len(calls)
-                or not set(stop_on) <= {"error", "missing", "forbidden"}):
-            raise SandboxError(f"call_many({function!r}): n_outputs={n_outputs!r}, timeout={timeout!r}, "
-                               f"groups={groups!r} and stop_on={stop_on!r} are not valid for {len(calls)} calls")
-        encoded = [encode_args(args) for args in calls]
-        self._check_open()
-        order = _Order(tuple(end for n, end in zip(sizes, itertools.accumulate(sizes)) for _ in range(n)),
-                       frozenset(stop_on))
-        results: list[CallResult] = []
-        k = order.first()
-        if function not in self.load().functions:
-            while k is not None:  # as many answers as a loop over call would get
-                results.append(_failed("missing", f"there is no function named {function!r} in {self._filename}"))
-                k = order.after(k, "missing")
-            return results
-        while k is not None:  # more than one round only when a worker had to be replaced after an error
-            if self._worker is None:
-                started = self._start()
-                if isinstance(started, str):
-                    results.append(_failed("crashed", started))
-                    break
-            k = self._exchange(self._worker, function, encoded, n_outputs, timeout, order, k, results)
+        """Call ``function`` on each of ``calls`` (each an ``args`` of ``call``): one ``Batch``, see ``run``."""
+        (results,) = self.run([Batch.of(function, calls, n_outputs, timeout, groups, stop_on)])
         return results
+
+    def run(self, batches: Sequence[Batch]) -> Iterator[list[CallResult]]:
+        """Each batch's results in order, each as soon as its calls are answered.
+
+        The worker gets every batch in one request and runs them back to back, answering
+        many calls per message, so it never waits for this process, which checks the
+        answers of one batch while later ones run. For each batch the results are those of
+        a loop over ``call``: each call has ``timeout`` s (the worker's own measure, and
+        this process gives up ``SLACK`` s later) and its own outputs, notes and mutations.
+        A batch's list ends at the first call that times out or crashes (the worker is
+        replaced, as after ``call``, and the later batches go to the new one) and at the
+        first whose status is in the batch's ``stop_on``; a call that is not ok skips the
+        rest of its group, and skipped calls have no result. So a list may be shorter than
+        the batch. What the calls answered in one message printed goes with the first of
+        them. Stopping the iteration early stops the worker.
+        """
+        self._check_open()
+        todo = [_Progress(b) for b in batches]
+        functions = self.load().functions
+        for p in todo:
+            while p.next is not None and p.batch.function not in functions:
+                # as many answers as a loop over call would get
+                p.settle(_failed("missing", f"there is no function named {p.batch.function!r} in {self._filename}"))
+        stream: _Stream | None = None
+        try:
+            for p in todo:
+                while p.next is not None:
+                    if stream is None or not stream.live:
+                        stream = self._send_calls([q for q in todo if q.next is not None])
+                    if stream is not None:
+                        stream.step()
+                yield p.results
+        finally:
+            if stream is not None and stream.live and not stream.finished:
+                self._stop()  # the worker is still answering calls nobody will read
 
     # -- internals --
 
-    def _exchange(self, worker: Worker, function: str, encoded: list[tuple[list[str], list[str], list[np.ndarray]]],
-                  n_outputs: int | None, timeout: float, order: _Order, first: int,
-                  results: list[CallResult]) -> int | None:
-        """Send calls ``first``.. to the running worker and collect their answers into ``results``.
-
-        The next call to run in a new worker (the worker had to be stopped), or None when done.
-        """
-        todo = range(first, len(encoded))
-        base = self._calls + 1 - first  # call k answers with id base + k: a stale or forged answer cannot pass
-        self._calls += len(todo)
-        header = {"cmd": "calls", "id": base + first, "function": function, "n_outputs": n_outputs,
-                  "max_elements": self._limits.max_output_elements, "names": [encoded[k][0] for k in todo],
-                  "arg_kinds": [encoded[k][1] for k in todo], "groups": order.sizes(first),
-                  "stop_on": sorted(order.stop_on)}
-        cap = HEADER_CAP + 8 * self._limits.max_output_elements + 70 * KiB * (n_outputs or 1)
-        start, k = time.monotonic(), first
+    def _send_calls(self, todo: list[_Progress]) -> _Stream | None:
+        """Send every batch of ``todo`` from its next call on, in one request; None when no worker could start."""
+        if self._worker is None:
+            started = self._start()
+            if isinstance(started, str):
+                todo[0].settle(_failed("crashed", started))
+                return None
+        worker = self._worker
+        assert worker is not None
+        parts = []
+        for p in todo:
+            # call k answers with id p.base + k: a stale or forged answer cannot pass for another
+            first, p.base = p.next, self._calls + 1 - (p.next or 0)
+            self._calls += len(p.batch.calls) - (first or 0)
+            parts.append(p.batch.header(p.base + (first or 0), first or 0, p.each))
+        header = '{"cmd": "calls", "flush_after": %r, "max_elements": %d, "batches": [%s]}' % (
+            FLUSH_AFTER, self._limits.max_output_elements, ", ".join(parts))
+        stream = _Stream(self, worker, todo, time.monotonic())
         try:
-            reply = worker.send(request(header, [a for i in todo for a in encoded[i][2]]), start + timeout)
-            while True:
-                reply = reply or worker.receive(start + timeout, cap)
-                now = time.monotonic()
-                call = {"id": base + k, "n_outputs": n_outputs, "names": encoded[k][0]}
-                results.append(self._result(worker, reply, call, timeout, now - start))
-                k = order.after(k, results[-1].status)
-                if k is None or self._worker is not worker:
-                    return k
-                reply, start = None, now  # the next call's time runs from this answer
+            failure = worker.send(request(header.encode("utf-8"), [p.batch.calls.blob_from(p.next or 0) for p in todo]),
+                                  stream.mark + todo[0].batch.timeout + SLACK)
         except BaseException:
-            self._stop()  # an interrupt mid-exchange leaves the pipes out of step
+            self._stop()  # an interrupt mid-request leaves the pipes out of step
             raise
+        if failure is not None:
+            stream.fail(todo[0], failure, known=True)
+        return stream
 
-    def _result(self, worker: Worker, reply: bytes | str, call: dict, timeout: float, elapsed: float) -> CallResult:
-        if reply == "timeout":
+    def _answer(self, answer: Answer, timeout: float, stdout: str) -> CallResult:
+        if answer.elapsed > timeout:
+            return _failed("timeout", f"did not return within {timeout:g} s", answer.elapsed, stdout)
+        if answer.outputs is not None:
+            return CallResult("ok", answer.outputs, answer.notes, answer.mutated, "", answer.elapsed, stdout)
+        err = answer.error or {}
+        status = err["kind"] if err["kind"] in ("missing", "forbidden") else "error"
+        return CallResult(status, (), answer.notes, answer.mutated, self._error_message(err), answer.elapsed, stdout)
+
+    def _failure(self, worker: Worker, failure: str, timeout: float, elapsed: float) -> CallResult:
+        """The result of the call during which the worker hung, died or sent garbage; the worker is stopped."""
+        if failure == "timeout":
             self._stop()
             return _failed("timeout", f"did not return within {timeout:g} s", elapsed, worker.output.take())
-        if reply == "died":
+        if failure == "died":
             code = self._isolation.exit_code(worker.finish(grace=1.0))
             self._stop()
             stdout = worker.output.take()
             what, hint = describe_exit(code, worker.cpu_used, self._limits, stdout)
             return _failed("crashed", " ".join(filter(None, [what, "during the call", hint])), elapsed, stdout)
-        try:
-            if isinstance(reply, str):
-                raise Malformed(reply)
-            return self._parse_result(reply, call, worker.output.take())
-        except Malformed:
-            self._stop()  # whatever comes next on this pipe cannot be trusted to line up
-            return _failed("error", "the worker sent malformed data", elapsed, worker.output.take())
-
-    def _parse_result(self, payload: bytes, call: dict, stdout: str) -> CallResult:
-        raw, arrays = parse_payload(payload)
-        header = fields(raw, RESULT)
-        expected = (call["n_outputs"] or 1) if header["ok"] else 0
-        if (header["id"] != call["id"] or header["outputs"] != expected or len(arrays) != expected
-                or header["ok"] == (header["error"] is not None) or not set(header["mutated"]) <= set(call["names"])):
-            raise Malformed("the result does not match the call")
-        notes, mutated = tuple(map(clean, header["notes"])), tuple(header["mutated"])
-        if header["ok"]:
-            return CallResult("ok", tuple(arrays), notes, mutated, "", float(header["elapsed"]), stdout)
-        err = header["error"]
-        status = err["kind"] if err["kind"] in ("missing", "forbidden") else "error"
-        return CallResult(status, (), notes, mutated, self._error_message(err), float(header["elapsed"]), stdout)
+        self._stop()  # whatever comes next on this pipe cannot be trusted to line up
+        return _failed("error", "the worker sent malformed data", elapsed, worker.output.take())
 
     def _error_message(self, err: dict) -> str:
         text = clean(err["message"])
@@ -390,7 +381,7 @@ class Sandbox:
             try:
                 if isinstance(reply, str):
                     raise Malformed(reply)
-                header = parse_payload(reply)[0]
+                header = split_payload(reply)[0]
                 if type(header) is dict and header.get("event") == "loading":
                     if line is None:  # the student's code starts now, and the load timeout with it
                         deadline = time.monotonic() + self._limits.load_timeout
@@ -431,7 +422,7 @@ class Sandbox:
 
 @dataclass(frozen=True)
 class _Order:
-    """Which call of a batch runs after which: the rule the worker follows too (``worker.run_calls``)."""
+    """Which call of a batch runs after which: the rule the worker follows too (``worker.run_batch``)."""
 
     ends: tuple[int, ...]  # for each call, the index just past its group
     stop_on: frozenset[str]
@@ -450,6 +441,134 @@ class _Order:
         """The sizes of the groups from call ``first`` (the start of a group) on."""
         starts = [first, *sorted(set(self.ends[first:]))]
         return [b - a for a, b in zip(starts, starts[1:])]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Calls of one function to run in a row, encoded once: ``Batch.of`` checks and makes one.
+
+    ``groups``: the sizes of consecutive runs of calls; a call that is not ok skips the rest
+    of its run. ``stop_on``: statuses (of "error", "missing", "forbidden") that end the batch.
+    """
+
+    function: str
+    calls: EncodedCalls
+    n_outputs: int | None
+    timeout: float
+    order: _Order
+
+    @staticmethod
+    def of(function: str, calls: Sequence[Sequence[tuple[str, np.ndarray | int | float]]], n_outputs: int | None,
+           timeout: float, groups: Sequence[int] | None = None, stop_on: Collection[str] = ()) -> Batch:
+        sizes = [1] * len(calls) if groups is None else list(groups)
+        if (not (n_outputs is None or (type(n_outputs) is int and n_outputs >= 1)) or not timeout > 0
+                or any(type(n) is not int or n < 1 for n in sizes) or sum(sizes) != len(calls)
+                or not set(stop_on) <= {"error", "missing", "forbidden"}):
+            raise SandboxError(f"call_many({function!r}): n_outputs={n_outputs!r}, timeout={timeout!r}, "
+                               f"groups={groups!r} and stop_on={stop_on!r} are not valid for {len(calls)} calls")
+        ends = tuple(end for n, end in zip(sizes, itertools.accumulate(sizes)) for _ in range(n))
+        return Batch(function, encode_calls(calls), n_outputs, float(timeout), _Order(ends, frozenset(stop_on)))
+
+    def header(self, first_id: int, first: int, each: bool) -> str:
+        """This batch's part of a request, from call ``first`` on, whose id is ``first_id``."""
+        return '{"id": %d, "function": %s, "n_outputs": %s, "groups": %s, "stop_on": %s, "each": %s, "calls": %s}' % (
+            first_id, json.dumps(self.function), json.dumps(self.n_outputs), json.dumps(self.order.sizes(first)),
+            json.dumps(sorted(self.order.stop_on)), "true" if each else "false", self.calls.json_from(first))
+
+
+class _Progress:
+    """One batch of a run: its results so far and the call to make next (None: the batch is done)."""
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        self.results: list[CallResult] = []
+        self.next: int | None = batch.order.first()
+        self.base = 0  # call k's answer has id base + k in the request that sent it
+        self.each = False  # resend asking for one answer per message: the last worker failed at a call it did not name
+
+    def settle(self, result: CallResult) -> None:
+        assert self.next is not None
+        self.results.append(result)
+        self.next = self.batch.order.after(self.next, result.status)
+
+
+class _Stream:
+    """One ``calls`` request in flight: which answer comes next, and until when it may come."""
+
+    def __init__(self, sandbox: Sandbox, worker: Worker, todo: list[_Progress], start: float) -> None:
+        self.sandbox, self.worker, self.todo = sandbox, worker, todo
+        self.mark = start  # when the last message came (the request went out): the next is due a timeout later
+        self.running: int | None = None  # the call the worker last named as running
+        self.live = True  # False once the worker was stopped: what is left goes to a new one
+
+    @property
+    def finished(self) -> bool:
+        return all(p.next is None for p in self.todo)
+
+    def _expected(self) -> _Progress | None:
+        return next((p for p in self.todo if p.next is not None), None)
+
+    def step(self) -> None:
+        """Read the next message and settle the calls it answers, or settle the call it failed at."""
+        p = self._expected()
+        assert p is not None and self.live
+        cap = HEADER_CAP + 8 * self.sandbox._limits.max_output_elements
+        reply = self.worker.receive(self.mark + p.batch.timeout + SLACK, cap)
+        now = time.monotonic()
+        if isinstance(reply, str):
+            return self.fail(p, reply)
+        try:
+            running, answers, values = read_results(reply)
+            self._settle(answers, values)
+            if not self.live:
+                return
+            p = self._expected()
+            if running is not None and (p is None or running != p.base + (p.next or 0)):
+                raise Malformed("the worker named another call as running")
+        except Malformed:
+            if p is not None:
+                return self.fail(p, "malformed")
+            self.sandbox._stop()  # garbage after the last answer: nothing to settle, but the pipe is spoilt
+            self.live = False
+            return
+        self.running = running
+        if answers:  # only an answer moves the deadline: messages without one cannot keep a hung call alive
+            self.mark = now
+
+    def _settle(self, answers: list, values: np.ndarray) -> None:
+        # what was printed goes with the first answer: a message naming a running call only keeps it
+        stdout, pos, limit = self.worker.output.take() if answers else "", 0, self.sandbox._limits.max_output_elements
+        for raw in answers:
+            p = self._expected()
+            if p is None or not self.live:
+                raise Malformed("more answers than calls")
+            k = p.next or 0
+            answer, pos = read_answer(raw, p.base + k, p.batch.n_outputs, p.batch.calls.names[k], values, pos, limit)
+            result = self.sandbox._answer(answer, p.batch.timeout, stdout)
+            stdout = ""
+            p.settle(result)
+            if result.status == "timeout":  # over its time by the worker's own clock; the worker runs on
+                self.sandbox._stop()
+                self.live = False
+                return
+        if pos != len(values):
+            raise Malformed("output values that no answer claims")
+
+    def fail(self, p: _Progress, failure: str, known: bool = False) -> None:
+        """The worker hung, died or sent garbage while ``p``'s next call was due.
+
+        Unless that call is known to be the one that was running (the worker named it, or
+        answers one call per message), the answers waiting in the worker were lost with it
+        and the failure may belong to a later call: the batch is then resent from that
+        call to a new worker, which answers each call at once.
+        """
+        self.live = False
+        k = p.next or 0
+        if not (known or p.each or self.running == p.base + k):
+            self.sandbox._stop()
+            p.each = True
+            return
+        p.settle(self.sandbox._failure(self.worker, failure, p.batch.timeout, time.monotonic() - self.mark))
 
 
 def _failed(status: str, message: str, elapsed: float = 0.0, stdout: str = "") -> CallResult:

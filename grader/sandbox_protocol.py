@@ -2,25 +2,24 @@
 
 Every byte a worker sends may have been written by student code, so nothing here
 trusts it: a header is JSON checked against a field spec (exactly these keys, each
-passing its check), an array is a .npy float64 blob whose header is checked before
-its data is touched, and anything else raises ``Malformed``. Nothing is unpickled.
-Requests going the other way are encoded here too, so that the whole wire format
-the grader speaks lives in one module, apart from the processes that carry it.
+passing its check), an answer's output shapes are checked against the call and
+against the float64 bytes that follow the header before any array is made, and
+anything else raises ``Malformed``. Nothing is unpickled. Requests going the other
+way are encoded here too, so that the whole wire format the grader speaks lives in
+one module, apart from the processes that carry it.
 """
 
 from __future__ import annotations
 
-import functools
-import io
 import json
 import math
-import re
 import struct
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from grader.sandbox_process import KiB, SandboxError
+from grader.sandbox_process import SandboxError
 
 MAX_TEXT = 2000  # characters of any one text from the worker shown to a student
 
@@ -66,55 +65,24 @@ _LOAD_ERROR = {"line": _is_line, **_ERROR}
 LOADING = {"event": lambda v: v == "loading", "line": _is_line}
 LOADED = {"event": lambda v: v == "loaded", "functions": _list_of(_is_str, 10_000),
            "errors": _list_of(lambda e: bool(fields(e, _LOAD_ERROR)))}
-RESULT = {"event": lambda v: v == "result", "id": _is_line, "ok": lambda v: type(v) is bool, "outputs": _is_line,
-           "notes": _list_of(_is_str), "mutated": _list_of(_is_str),
-           "error": lambda v: v is None or bool(fields(v, _ERROR)), "elapsed": _is_seconds}
+RESULTS = {"event": lambda v: v == "results", "running": lambda v: v is None or _is_line(v),
+           "answers": lambda v: type(v) is list}
+MAX_DIMS = 64  # NumPy's own limit on an array's dimensions
 
 
-_DIM = rb"(?:0|[1-9][0-9]{0,17})"  # no leading zeros, as Python's own literals; small enough to parse safely
-# the one header a worker writes for a float64 array, e.g. {'descr': '<f8', 'fortran_order': False, 'shape': (4, 3), }
-# padded with spaces: read without ast.literal_eval; anything else goes through numpy's own (stricter, slower) parser
-_FLOAT64_HEADER = re.compile(rb"\{'descr': '" + re.escape(np.dtype(np.float64).str.encode("ascii")) +
-                             rb"', 'fortran_order': False, 'shape': (\(\)|\(" + _DIM + rb",\)|\((?:" + _DIM +
-                             rb", )+" + _DIM + rb",?\)), \} *\n")
+@dataclass(frozen=True)
+class Answer:
+    """One call's answer as the worker sent it, checked: ``outputs`` is None when the call was not ok."""
+
+    elapsed: float  # seconds, as the worker measured the call
+    outputs: tuple[np.ndarray, ...] | None
+    notes: tuple[str, ...]
+    mutated: tuple[str, ...]
+    error: dict | None  # fields as ``_ERROR``, when not ok
 
 
-def _read_npy(blob: memoryview) -> np.ndarray:
-    """A float64 array from .npy bytes; the header is checked before any data is touched."""
-    shape = _float64_shape(blob)
-    data = blob[10 + struct.unpack("<H", blob[8:10])[0]:]
-    if len(data) != 8 * math.prod(shape):
-        raise Malformed
-    return np.frombuffer(data, dtype=np.float64).reshape(shape).copy()
-
-
-def _float64_shape(blob: memoryview) -> tuple[int, ...]:
-    """The shape in a version 1.0 .npy header of a C-ordered float64 array; anything else is ``Malformed``."""
-    if len(blob) < 10 or blob[:8] != b"\x93NUMPY\x01\x00":
-        raise Malformed
-    end = 10 + struct.unpack("<H", blob[8:10])[0]
-    if len(blob) < end:
-        raise Malformed
-    return _header_shape(bytes(blob[10:end]))
-
-
-@functools.lru_cache(maxsize=1024)  # bounded: the bytes come from the worker, which may send endless variety
-def _header_shape(header: bytes) -> tuple[int, ...]:
-    fast = _FLOAT64_HEADER.fullmatch(header)
-    if fast is not None:
-        return tuple(int(d) for d in fast.group(1)[1:-1].split(b",") if d.strip())
-    try:
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(io.BytesIO(struct.pack("<H", len(header))
-                                                                               + header), max_header_size=64 * KiB)
-    except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes is the same verdict
-        raise Malformed from exc
-    if fortran or dtype != np.dtype(np.float64) or not all(type(d) is int and d >= 0 for d in shape):
-        raise Malformed
-    return shape
-
-
-def parse_payload(payload: bytes) -> tuple[object, list[np.ndarray]]:
-    """A frame's payload as (JSON header, float64 arrays); the header's fields are not checked yet."""
+def split_payload(payload: bytes) -> tuple[object, memoryview]:
+    """A frame's payload as (JSON header, the bytes after it); the header's fields are not checked yet."""
     view = memoryview(payload)
     if len(view) < 4:
         raise Malformed
@@ -125,63 +93,114 @@ def parse_payload(payload: bytes) -> tuple[object, list[np.ndarray]]:
         header = json.loads(bytes(view[4:4 + hlen]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise Malformed from exc
-    arrays, pos = [], 4 + hlen
-    while pos < len(view):
-        if pos + 8 > len(view):
-            raise Malformed
-        (blen,) = struct.unpack(">Q", view[pos:pos + 8])
-        if pos + 8 + blen > len(view):
-            raise Malformed
-        arrays.append(_read_npy(view[pos + 8:pos + 8 + blen]))
-        pos += 8 + blen
-    return header, arrays
+    return header, view[4 + hlen:]
 
 
-def request(header: dict, arrays: Sequence[np.ndarray] = ()) -> bytes:
-    """One whole request frame: length prefix, JSON header, then each array as a length-prefixed .npy."""
-    parts = [json.dumps(header).encode("utf-8")]
-    parts.insert(0, struct.pack(">I", len(parts[0])))
-    for arr in arrays:
-        npy = npy_bytes(arr)
-        parts += [struct.pack(">Q", len(npy)), npy]
-    payload = b"".join(parts)
+def read_results(payload: bytes) -> tuple[int | None, list, np.ndarray]:
+    """A ``results`` frame: the call named as running, the raw answers, and every output's values in one array."""
+    header, data = split_payload(payload)
+    results = fields(header, RESULTS)
+    if len(data) % 8:
+        raise Malformed
+    # one copy for the whole frame: the outputs are views into it, aligned, writable and in native byte order
+    values = np.frombuffer(data, dtype="<f8").astype(np.float64)
+    return results["running"], results["answers"], values
+
+
+def read_answer(raw: object, call_id: int, n_outputs: int | None, names: frozenset[str], values: np.ndarray,
+                pos: int, max_elements: int) -> tuple[Answer, int]:
+    """Answer ``raw`` to call ``call_id``, its outputs taken from ``values`` at ``pos``; and where the next start."""
+    if type(raw) is not list or len(raw) != 6:
+        raise Malformed
+    got_id, elapsed, shapes, notes, mutated, error = raw
+    if (got_id != call_id or type(got_id) is not int or not _is_seconds(elapsed) or not _STRINGS(notes)
+            or not _STRINGS(mutated) or not set(mutated) <= names or (shapes is None) == (error is None)):
+        raise Malformed
+    if error is not None:
+        return Answer(float(elapsed), None, tuple(notes), tuple(mutated), fields(error, _ERROR)), pos
+    if type(shapes) is not list or len(shapes) != (n_outputs or 1) or not all(map(_is_shape, shapes)):
+        raise Malformed
+    outputs = []
+    for shape in shapes:
+        size = math.prod(shape)
+        if size > max_elements or pos + size > len(values):
+            raise Malformed
+        outputs.append(values[pos:pos + size].reshape(shape))
+        pos += size
+        max_elements -= size
+    return Answer(float(elapsed), tuple(outputs), tuple(notes), tuple(mutated), None), pos
+
+
+_STRINGS = _list_of(_is_str)
+
+
+def _is_shape(v: object) -> bool:
+    return type(v) is list and len(v) <= MAX_DIMS and all(type(d) is int and 0 <= d < 1 << 40 for d in v)
+
+
+# --- requests --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncodedCalls:
+    """Calls ready to send: each call's JSON entry [names, kinds, dtypes, shapes] and its arguments' bytes.
+
+    The bytes of every call lie back to back in ``blob``; call ``k``'s start at ``offsets[k]``.
+    Encoded once, the same calls can go to any number of workers (a batch sends them to each).
+    """
+
+    entries: tuple[str, ...]
+    names: tuple[frozenset[str], ...]  # each call's argument names: an answer may say only these were changed
+    offsets: tuple[int, ...]  # len(entries) + 1 of them
+    blob: bytes
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def json_from(self, first: int) -> str:
+        """The JSON list of the entries of calls ``first``.. (the rest of a batch resent to a new worker)."""
+        return "[" + ", ".join(self.entries[first:]) + "]"
+
+    def blob_from(self, first: int) -> memoryview:
+        return memoryview(self.blob)[self.offsets[first]:]
+
+
+def encode_calls(calls: Sequence[Sequence[tuple[str, np.ndarray | int | float]]]) -> EncodedCalls:
+    """Each call's (name, value) arguments encoded; a value that cannot be sent is a ``SandboxError``."""
+    entries, names, offsets, chunks = [], [], [0], []
+    for args in calls:
+        entry: tuple[list[str], list[str], list[str], list[list[int]]] = ([], [], [], [])
+        end = offsets[-1]
+        for name, value in args:
+            kind, arr = _argument(name, value)
+            arr = arr if arr.flags.c_contiguous else arr.copy(order="C")  # (ascontiguousarray makes 0-d 1-d)
+            for column, item in zip(entry, (str(name), kind, arr.dtype.str, list(arr.shape))):
+                column.append(item)  # type: ignore[arg-type]
+            chunks.append(arr.tobytes())
+            end += arr.nbytes
+        entries.append(json.dumps(entry))
+        names.append(frozenset(entry[0]))
+        offsets.append(end)
+    return EncodedCalls(tuple(entries), tuple(names), tuple(offsets), b"".join(chunks))
+
+
+def _argument(name: str, value: object) -> tuple[str, np.ndarray]:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating, np.ndarray)):
+        raise SandboxError(f"argument {name!r}: expected an ndarray, int or float, got {type(value).__name__}")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise SandboxError(f"argument {name!r}: a {value.dtype} array cannot be sent to the worker")
+        return "array", value
+    if isinstance(value, (int, np.integer)):
+        return "int", np.array(int(value), dtype=np.int64)
+    return "float", np.array(float(value), dtype=np.float64)
+
+
+def request(header: dict | bytes, blob: Sequence[bytes | memoryview] = ()) -> bytes:
+    """One whole request frame: length prefix, JSON header (a dict, or already encoded), then the raw bytes."""
+    text = header if isinstance(header, bytes) else json.dumps(header).encode("utf-8")
+    payload = b"".join([struct.pack(">I", len(text)), text, *blob])
     return struct.pack(">Q", len(payload)) + payload
-
-
-def npy_bytes(arr: np.ndarray) -> bytes:
-    """``arr`` as the bytes ``np.save`` would write (format 1.0), without its per-call overhead."""
-    fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous
-    head = _npy_head(arr.dtype, fortran, tuple(int(d) for d in arr.shape))
-    return head + arr.tobytes("F" if fortran else "C")
-
-
-@functools.lru_cache(maxsize=4096)
-def _npy_head(dtype: np.dtype, fortran: bool, shape: tuple[int, ...]) -> bytes:
-    # a grade sends a few thousand arrays of a few dozen shapes: each header is built once
-    text = f"{{'descr': {np.lib.format.dtype_to_descr(dtype)!r}, 'fortran_order': {fortran}, 'shape': {shape!r}, }}"
-    pad = 63 - (10 + len(text)) % 64  # header and prefix a multiple of 64 bytes, as numpy aligns them
-    head = text.encode("ascii") + b" " * pad + b"\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head
-
-
-def encode_args(args: Sequence[tuple[str, np.ndarray | int | float]]) -> tuple[list[str], list[str], list[np.ndarray]]:
-    """(names, kinds, arrays) of a call's (name, value) arguments; a value that cannot be sent is a SandboxError."""
-    names, kinds, arrays = [], [], []
-    for name, value in args:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating,
-                                                                          np.ndarray)):
-            raise SandboxError(f"argument {name!r}: expected an ndarray, int or float, got {type(value).__name__}")
-        if isinstance(value, np.ndarray):
-            if value.dtype.kind not in "biuf":
-                raise SandboxError(f"argument {name!r}: a {value.dtype} array cannot be sent to the worker")
-            kinds.append("array")
-            arrays.append(value)
-        else:
-            is_int = isinstance(value, (int, np.integer))
-            kinds.append("int" if is_int else "float")
-            arrays.append(np.array(int(value) if is_int else float(value)))
-        names.append(str(name))
-    return names, kinds, arrays
 
 
 def line_number(line: int) -> str:

@@ -9,12 +9,17 @@ of an editable install that would make ``grader`` importable; only ``PACKAGES_DI
 is added.
 
 Protocol (both directions): a frame is an 8-byte big-endian length and a payload;
-a payload is a 4-byte big-endian length and a UTF-8 JSON header, then zero or
-more ``.npy`` blobs, each behind its own 8-byte length. Nothing is ever pickled.
-Requests are ``load`` (once) and ``calls`` (repeatedly: a batch of calls of one
-function, run back to back); the worker answers with ``loading`` events (one
-before each top-level statement), one ``loaded`` event, and one ``result`` per
-call, sent as soon as that call is done. stdout/stderr belong to the student.
+a payload is a 4-byte big-endian length and a UTF-8 JSON header, then raw bytes
+whose layout the header gives. Nothing is ever pickled. Requests are ``load``
+(once) and ``calls``: one or more batches, each of calls of one function, whose
+arguments' bytes follow back to back. The worker answers ``load`` with ``loading``
+events (one before each top-level statement) and one ``loaded`` event, and
+``calls`` with ``results`` frames: the answers of many calls and their outputs as
+float64 bytes, sent when a batch ends, when the oldest waiting answer is
+``flush_after`` seconds old, or when they grow large. A watchdog thread also sends
+what waits once a call has run for ``flush_after``, naming that call as running,
+so that the grader knows which call hung even when the answers before it were
+still waiting. stdout/stderr belong to the student.
 
 The ``load`` request names the forbidden modules. A finder placed first on
 ``sys.meta_path`` refuses them, however they are asked for (``import``,
@@ -37,11 +42,10 @@ if len(sys.argv) > 3:
     sys.path.append(sys.argv[3])  # where NumPy lives; see the docstring for why not site
 
 import __future__
+import _thread
 import ast
-import io
 import json
 import linecache
-import re
 import site
 import struct
 import time
@@ -56,6 +60,15 @@ IOV_MAX = 1024  # buffers one writev may take (POSIX guarantees at least 16; Lin
 MAX_ITEMS = 200  # entries of one list in a header (errors, frames, notes)
 MAX_NAMES = 5000  # `from numpy import *` alone brings hundreds of callables
 BROKEN_EXIT = 70  # the worker could not go on; grader.sandbox knows this code
+FLUSH_BYTES = 1 << 20  # answers waiting beyond this many bytes go out at once (grader.sandbox's HEADER_CAP)
+
+# What the worker needs of NumPy and os once student code has run, as its own names: after each call
+# only this module's globals and a few small modules are restored, not NumPy's or os's namespaces
+# (see Pristine), so a patched np.asarray or os.writev cannot reach the worker through these.
+_ndarray, _generic, _bool, _asarray, _array, _frombuffer, _empty = (np.ndarray, np.generic, np.bool_, np.asarray,
+                                                                    np.array, np.frombuffer, np.empty)
+_F64 = np.dtype("<f8")  # every output travels as little-endian float64, whatever the host's byte order
+_read, _writev, _monotonic, _sleep = os.read, os.writev, time.monotonic, time.sleep
 
 
 # --- framing -----------------------------------------------------------------
@@ -63,7 +76,7 @@ BROKEN_EXIT = 70  # the worker could not go on; grader.sandbox knows this code
 def _read_exact(fd: int, n: int) -> bytes:
     chunks, got = [], 0
     while got < n:
-        chunk = os.read(fd, min(n - got, 1 << 20))
+        chunk = _read(fd, min(n - got, 1 << 20))
         if not chunk:
             raise EOFError("the grader closed the request pipe")
         chunks.append(chunk)
@@ -71,53 +84,23 @@ def _read_exact(fd: int, n: int) -> bytes:
     return b"".join(chunks)
 
 
-# the header numpy and the grader write for a C-ordered array, e.g. {'descr': '<f8', 'fortran_order': False,
-# 'shape': (4, 3), } padded with spaces: parsed here without ast.literal_eval, anything else goes to np.load
-_NPY_FAST = re.compile(rb"\x93NUMPY\x01\x00..\{'descr': '([<>|][fiub][1248])', 'fortran_order': False, "
-                       rb"'shape': \(((?:\d+, )*\d+,?)?\), \} *\n", re.DOTALL)
-
-
-def _read_npy(blob: memoryview) -> np.ndarray:
-    # a writable array of its own: the student may change it, and the worker compares it afterwards
-    head = _NPY_FAST.match(blob)
-    if head is None:
-        return np.load(io.BytesIO(blob), allow_pickle=False)
-    shape = tuple(int(d) for d in head.group(2).split(b",") if d.strip()) if head.group(2) else ()
-    dtype = np.dtype(head.group(1).decode("ascii"))
-    return np.frombuffer(blob, dtype, offset=head.end()).reshape(shape).copy()
-
-
-def read_request(fd: int) -> tuple[dict, list[np.ndarray]]:
-    """One request: its JSON header and its argument arrays (the parent is trusted)."""
+def read_request(fd: int) -> tuple[dict, memoryview]:
+    """One request: its JSON header and the bytes after it (the parent is trusted)."""
     (size,) = struct.unpack(">Q", _read_exact(fd, 8))
     payload = memoryview(_read_exact(fd, size))
     (hlen,) = struct.unpack(">I", payload[:4])
-    header = json.loads(bytes(payload[4:4 + hlen]))
-    arrays, pos = [], 4 + hlen
-    while pos < size:
-        (blen,) = struct.unpack(">Q", payload[pos:pos + 8])
-        arrays.append(_read_npy(payload[pos + 8:pos + 8 + blen]))
-        pos += 8 + blen
-    return header, arrays
+    return json.loads(bytes(payload[4:4 + hlen])), payload[4 + hlen:]
 
 
-def _npy_parts(arr: np.ndarray) -> list[memoryview | bytes]:
-    # the header alone, then the data as a zero-copy view: a big output is never duplicated
-    arr = arr if arr.flags.c_contiguous else np.copy(arr, order="C")
-    text = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (arr.dtype.str, arr.shape)
-    pad = 63 - (10 + len(text)) % 64  # the whole header a multiple of 64 bytes, as numpy writes it
-    head = text.encode("ascii") + b" " * pad + b"\n"
-    return [b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head,
-            memoryview(arr.reshape(-1)).cast("B") if arr.size else b""]
+def send(fd: int, header: dict) -> None:
+    """Write one frame that is a header only (the loading events)."""
+    _send_frame(fd, json.dumps(header).encode("utf-8"), [])
 
 
-def send(fd: int, header: dict, arrays: Sequence[np.ndarray] = ()) -> None:
-    """Write one frame: the header and the arrays as length-prefixed .npy blobs."""
-    text = json.dumps(header).encode("utf-8")
-    parts: list[memoryview | bytes] = [struct.pack(">I", len(text)), text]
-    for arr in arrays:
-        npy = _npy_parts(arr)
-        parts += [struct.pack(">Q", sum(len(p) for p in npy)), *npy]
+def _send_frame(fd: int, header: bytes, arrays: Sequence[np.ndarray]) -> None:
+    # the arrays' data as zero-copy views behind the header: a big output is never duplicated
+    parts: list[memoryview | bytes] = [struct.pack(">I", len(header)), header]
+    parts += [memoryview(a.reshape(-1)).cast("B") for a in arrays if a.size]
     parts.insert(0, struct.pack(">Q", sum(len(p) for p in parts)))
     _write_all(fd, parts)
 
@@ -126,12 +109,83 @@ def _write_all(fd: int, parts: list[memoryview | bytes]) -> None:
     # one writev for the whole frame: a write per part would wake the grader for each, to find half a frame
     views = [memoryview(p) for p in parts if len(p)]
     while views:
-        written = os.writev(fd, views[:IOV_MAX])
+        written = _writev(fd, views[:IOV_MAX])
         while written:
             if written >= len(views[0]):
                 written -= len(views.pop(0))
             else:
                 views[0], written = views[0][written:], 0
+
+
+class Outbox:
+    """The answers of finished calls that have not gone out yet, and the call running now.
+
+    Shared by the main thread, which adds answers, and the watchdog, which sends what
+    waits once a call has run for ``flush_after`` and names that call as running. Both
+    send under ``lock``, so a frame never interleaves with another and an answer
+    never goes out after a frame that names a later call as running.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.lock = fd, _thread.allocate_lock()
+        self.texts: list[bytes] = []  # each waiting answer as JSON
+        self.arrays: list[np.ndarray] = []  # their outputs, in order
+        self.size = 0  # bytes waiting
+        self.since = 0.0  # when the oldest waiting answer was added
+        self.running: tuple[int, float] | None = None  # (call id, monotonic start) of the call running now
+        self.named = -1  # the last call a frame named as running
+        self.flush_after = 0.01
+        self.each = False  # send every answer at once (the grader replays a batch so after a failure)
+
+    def begin(self, call_id: int) -> None:
+        self.running = (call_id, _monotonic())
+
+    def add(self, answer: list, outputs: list[np.ndarray]) -> None:
+        text = json.dumps(answer).encode("utf-8")
+        with self.lock:
+            self.running = None
+            if not self.texts:
+                self.since = _monotonic()
+            self.texts.append(text)
+            self.arrays += outputs
+            self.size += len(text) + sum(a.nbytes for a in outputs)
+            if self.each or self.size >= FLUSH_BYTES or _monotonic() - self.since >= self.flush_after:
+                self._send(None)
+
+    def flush(self) -> None:
+        with self.lock:
+            if self.texts:
+                self._send(None)
+
+    def watch(self) -> None:
+        """From the watchdog: send what waits once the running call has run for ``flush_after``."""
+        with self.lock:
+            running = self.running
+            if running is not None and running[0] != self.named and _monotonic() - running[1] >= self.flush_after:
+                self.named = running[0]
+                self._send(running[0])
+
+    def _send(self, running: int | None) -> None:
+        if running is None:
+            _flush_student_output()  # the parent reads stdout after the answers: a print lands with its call
+        header = b'{"event": "results", "running": %s, "answers": [%s]}' % (
+            b"null" if running is None else b"%d" % running, b", ".join(self.texts))
+        _send_frame(self.fd, header, self.arrays)
+        self.texts, self.arrays, self.size = [], [], 0
+
+
+def _watch(outbox: Outbox) -> None:
+    while True:
+        _sleep(outbox.flush_after / 2)
+        outbox.watch()
+
+
+def _start_watchdog(outbox: Outbox) -> None:
+    # without it (no thread to spare) the grader replays a batch whose hung call it cannot tell
+    try:
+        _thread.start_new_thread(_watch, (outbox,))
+    except RuntimeError:
+        pass
 
 
 # --- describing what went wrong, for a student ---------------------------------
@@ -206,15 +260,21 @@ class Pristine:
     """The modules the worker itself relies on, as they were before student code ran.
 
     A submission runs in this process and can patch ``builtins``, ``numpy``, ``json``
-    or this very script's functions. ``restore`` puts every name back after each top-level
-    statement and each call, so a patch cannot poison how later calls are converted and
-    sent (added names stay). The parent validates every byte anyway; this keeps one
-    function's mischief from costing the innocent ones their points.
+    or this very script's functions. ``restore`` puts every name of every such module
+    back (added names stay): after each top-level statement, after a call whose value
+    or exception ran student code on its way out, and after each batch, so that one
+    function's mischief cannot cost the others their points. After every call,
+    ``restore_light`` puts back what the worker uses to convert and send an answer:
+    this script's globals (which hold its own references to NumPy's and os's functions),
+    ``builtins``, ``json``, ``struct``, ``sys`` and ``time``. NumPy's and os's namespaces
+    (a thousand names, most of the cost) wait for the end of the batch: until then a
+    patch there can only change the patching function's own later calls, as it would
+    outside the grader. The parent validates every byte anyway.
     """
 
     # __name__: this script's own helpers, "__main__" when started as a script, "worker" when a zygote imported it
-    MODULES = tuple(dict.fromkeys(("__main__", __name__, "builtins", "numpy", "numpy.lib.format", "json", "struct",
-                                   "os", "io", "sys", "time", "traceback", "types", "linecache", "ast")))
+    LIGHT = tuple(dict.fromkeys(("__main__", __name__, "builtins", "json", "struct", "sys", "time")))
+    MODULES = (*LIGHT, "numpy", "numpy.lib.format", "os", "io", "traceback", "types", "linecache", "ast")
 
     def __init__(self, guard: ImportGuard) -> None:
         self.guard = guard
@@ -222,13 +282,20 @@ class Pristine:
         # attribute access runs student code, so restore never goes through the module object
         self.saved = [(name, sys.modules[name], sys.modules[name].__dict__, dict(sys.modules[name].__dict__))
                       for name in self.MODULES if name in sys.modules]
+        self.light = [entry for entry in self.saved if entry[0] in self.LIGHT]
         self.modules = sys.modules
 
     def restore(self) -> None:
+        self._put_back(self.saved)
+
+    def restore_light(self) -> None:
+        self._put_back(self.light)
+
+    def _put_back(self, saved: list) -> None:
         # no builtins and no globals here beyond `self`: they may be the very things that were patched.
         # dict.update writes every saved name back in C: unchanged names cost a pointer store, and it
-        # is a quarter of the time of comparing name by name, so it runs after every call unconditionally
-        for name, module, current, names in self.saved:
+        # is a quarter of the time of comparing name by name, so it runs unconditionally
+        for name, module, current, names in saved:
             self.modules[name] = module
             current.update(names)
         meta_path = self.modules["sys"].meta_path
@@ -297,24 +364,58 @@ def load(request: dict, out_fd: int, guard: ImportGuard, keeper: Pristine) -> ty
 
 # --- calling -------------------------------------------------------------------
 
-def _argument(kind: str, arr: np.ndarray) -> Any:
-    # dimensions come as Python ints and scalars as Python floats, as a student would call them
-    if kind == "int":
-        return int(arr)
-    if kind == "float":
-        return float(arr)
-    return arr
+_DTYPES: dict[str, np.dtype] = {}
+
+
+def _dtype(descr: str, make: Callable[[str], np.dtype] = np.dtype) -> np.dtype:
+    return _DTYPES.get(descr) or _DTYPES.setdefault(descr, make(descr))
+
+
+def _arguments(entry: list, blob: memoryview, pos: int) -> tuple[list[Any], list[np.ndarray | None]]:
+    """A call's arguments as the student receives them, and the pristine arrays to detect changes with.
+
+    ``entry`` is the call's [names, kinds, dtypes, shapes]; its bytes start at ``pos`` in ``blob``.
+    """
+    args: list[Any] = []
+    pristine: list[np.ndarray | None] = []
+    for kind, descr, shape in zip(entry[1], entry[2], entry[3]):
+        dtype = _dtype(descr)
+        count = 1
+        for d in shape:
+            count *= d
+        raw = _frombuffer(blob, dtype, count, pos).reshape(shape) if count else _empty(shape, dtype)
+        pos += count * dtype.itemsize
+        # dimensions come as Python ints and scalars as Python floats, as a student would call them
+        if kind == "array":
+            args.append(raw.copy())  # writable and the student's own; ``raw`` stays as it was sent
+            pristine.append(raw)
+        else:
+            args.append(int(raw) if kind == "int" else float(raw))
+            pristine.append(None)
+    return args, pristine
+
+
+def _call_size(entry: list) -> int:
+    """How many bytes of the request's blob a call's arguments take."""
+    total = 0
+    for descr, shape in zip(entry[2], entry[3]):
+        dtype = _dtype(descr)
+        size = dtype.itemsize
+        for d in shape:
+            size *= d
+        total += size
+    return total
 
 
 def _kind_note(value: object, raw: np.ndarray) -> str | None:
     """How a returned value was turned into float64, or None when it already was a plain float64 array."""
-    if type(value) is np.ndarray:
-        return None if raw.dtype == np.float64 else f"a {raw.dtype} array, converted to float64"
-    if isinstance(value, np.ndarray):
+    if type(value) is _ndarray:
+        return None if raw.dtype == _F64 else f"a {raw.dtype} array, converted to float64"
+    if isinstance(value, _ndarray):
         return f"a {type(value).__name__} (an ndarray subclass), converted to a plain float64 array"
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, (bool, _bool)):
         return "a bool, converted to float64"
-    if isinstance(value, np.generic):  # before float: np.float64 is a subclass of float
+    if isinstance(value, _generic):  # before float: np.float64 is a subclass of float
         return f"a NumPy {raw.dtype} scalar, converted to a 0-d float64 array"
     if isinstance(value, (int, float)):
         return f"a Python {type(value).__name__}, converted to a 0-d float64 array"
@@ -324,7 +425,7 @@ def _kind_note(value: object, raw: np.ndarray) -> str | None:
 def _describe(value: object) -> str:
     if value is None:
         return "None"
-    if isinstance(value, np.ndarray):
+    if isinstance(value, _ndarray):
         return f"a {value.dtype} array"
     return f"a {type(value).__name__}"
 
@@ -332,9 +433,9 @@ def _describe(value: object) -> str:
 def _convert(value: object, budget: int) -> tuple[np.ndarray | None, str | None, str]:
     """(array, note, "") on success, or (None, None, why) when the value is no real numeric array."""
     # described before the conversion runs any of its code, but only when it failed: str(dtype) is slow
-    what = _describe(value) if type(value) is not np.ndarray else None
+    what = _describe(value) if type(value) is not _ndarray else None
     try:
-        raw = np.asarray(value)
+        raw = _asarray(value)
     except BaseException as exc:  # noqa: BLE001 - __array__ or __len__ of a student's object raised
         return None, None, f"{what}, which cannot be converted to an array ({type(exc).__name__}: {_text(exc)})"
     if raw.dtype.kind == "c":
@@ -346,7 +447,8 @@ def _convert(value: object, budget: int) -> tuple[np.ndarray | None, str | None,
         return None, None, f"{what or _describe(value)} with {raw.size} elements: output too large"
     try:
         note = _kind_note(value, raw)
-        return np.array(raw, dtype=np.float64), note, ""
+        # a copy of its own, C-ordered: the answer may wait in the outbox while the student's array changes
+        return _array(raw, dtype=_F64, order="C"), note, ""
     except BaseException as exc:  # noqa: BLE001
         return None, None, (f"{what or _describe(value)}, which cannot be converted to float64 "
                             f"({type(exc).__name__}: {_text(exc)})")
@@ -359,7 +461,7 @@ _PLAIN_SCALARS = frozenset({bool, int, float, *(t for t in set(np.sctypeDict.val
 
 def _is_plain(value: object) -> bool:
     kind = type(value)
-    return kind in _PLAIN_SCALARS or (kind is np.ndarray and value.dtype.kind in "biufc")  # type: ignore[attr-defined]
+    return kind in _PLAIN_SCALARS or (kind is _ndarray and value.dtype.kind in "biufc")  # type: ignore[attr-defined]
 
 
 def _converts_plainly(value: object, n_outputs: int | None) -> bool:
@@ -406,80 +508,99 @@ def _mutated(names: list[str], args: list[Any], pristine: list[np.ndarray | None
     return changed
 
 
-def call(module: types.ModuleType, request: dict, arrays: list[np.ndarray],
-         source_lines: list[str], guard: ImportGuard, keeper: Pristine) -> tuple[dict, list[np.ndarray]]:
-    """Run one call on fresh copies of its arguments; return the result header and the output arrays."""
-    filename = module.__file__ or ""
-    kinds, names = request["arg_kinds"], request["names"]
-    args = [_argument(k, a) for k, a in zip(kinds, arrays)]
-    pristine = [a.copy() if k == "array" else None for k, a in zip(kinds, arrays)]
-    result: dict = {"event": "result", "id": request["id"], "ok": False, "outputs": 0, "notes": [],
-                    "mutated": [], "error": None}
-    func: Callable | None = module.__dict__.get(request["function"])
-    outputs: list[np.ndarray] = []
-    mark = len(guard.attempts)
-    start = time.perf_counter()
-    if not callable(func):
-        result["error"] = _error("missing", "NameError", f"there is no function named {request['function']!r}")
-    else:
+class Call:
+    """What every call of a batch shares: the function, its file and the worker's guards."""
+
+    def __init__(self, module: types.ModuleType, batch: dict, max_elements: int, source_lines: list[str],
+                 guard: ImportGuard, keeper: Pristine) -> None:
+        self.module, self.function, self.n_outputs = module, batch["function"], batch["n_outputs"]
+        self.max_elements, self.lines, self.guard, self.keeper = max_elements, source_lines, guard, keeper
+
+    def __call__(self, call_id: int, entry: list, blob: memoryview, pos: int) -> tuple[list, list[np.ndarray]]:
+        """Run one call on fresh copies of its arguments: the answer [id, elapsed, shapes or None (not ok),
+        notes, mutated, error or None] and the output arrays."""
+        args, pristine = _arguments(entry, blob, pos)
+        func: Callable | None = self.module.__dict__.get(self.function)
+        outputs: list[np.ndarray] = []
+        notes: list[str] = []
+        mark = len(self.guard.attempts)
+        start = time.perf_counter()
+        if not callable(func):
+            error = _error("missing", "NameError", f"there is no function named {self.function!r}")
+        else:
+            outputs, notes, error = self._run(func, args)
+        mutated = _mutated(entry[0], args, pristine) if callable(func) else []
+        refused = self.guard.since(mark)
+        if refused is not None:  # whatever the function returned, it tried to use a forbidden module
+            outputs, notes, error = [], [], _error("forbidden", "ImportError", refused)
+        shapes = [list(a.shape) for a in outputs] if error is None else None
+        return [call_id, time.perf_counter() - start, shapes, notes[:MAX_ITEMS], mutated, error], outputs
+
+    def _run(self, func: Callable, args: list[Any]) -> tuple[list[np.ndarray], list[str], dict | None]:
+        keeper = self.keeper
         try:
             try:
                 value = func(*args)
             finally:
-                keeper.restore()
-            plain = _converts_plainly(value, request["n_outputs"])
-            outputs, notes, error = _outputs(value, request["n_outputs"], request["max_elements"])
+                keeper.restore_light()
+            plain = _converts_plainly(value, self.n_outputs)
+            outputs, notes, error = _outputs(value, self.n_outputs, self.max_elements)
             del value
             if not plain:
                 keeper.restore()  # converting the value ran student code too (__array__, __len__, __del__)
-            result.update(ok=error is None, outputs=len(outputs), notes=notes[:MAX_ITEMS], error=error)
+            return outputs, notes, error
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - any failure of the student's function is a result
-            result["error"] = _exception(exc, filename, source_lines)
+            keeper.restore()  # the traceback module too, before describing the exception
+            error = _exception(exc, self.module.__file__ or "", self.lines)
             keeper.restore()  # the conversion, and the exception's own __str__, are student code
-        result["mutated"] = _mutated(names, args, pristine)
-        refused = guard.since(mark)
-        if refused is not None:  # whatever the function returned, it tried to use a forbidden module
-            outputs = []
-            result.update(ok=False, outputs=0, notes=[], error=_error("forbidden", "ImportError", refused))
-    result["elapsed"] = time.perf_counter() - start
-    return result, outputs
+            return [], [], error
 
 
-def _status(result: dict) -> str:
-    """The status the grader will read from ``result`` (grader.sandbox's parsing of it)."""
-    if result["ok"]:
+def _status(answer: list) -> str:
+    """The status the grader will read from an answer (grader.sandbox's parsing of it)."""
+    error = answer[5]
+    if error is None:
         return "ok"
-    kind = result["error"]["kind"]
-    return kind if kind in ("missing", "forbidden") else "error"
+    return error["kind"] if error["kind"] in ("missing", "forbidden") else "error"
 
 
-def run_calls(module: types.ModuleType, request: dict, arrays: list[np.ndarray], source_lines: list[str],
-              guard: ImportGuard, keeper: Pristine, out_fd: int) -> None:
-    """Run a batch of calls of one function back to back, sending each answer as soon as it is ready.
+def run_batch(call: Call, batch: dict, blob: memoryview, pos: int, outbox: Outbox) -> None:
+    """Run a batch's calls back to back, their arguments' bytes starting at ``pos`` in ``blob``.
 
     Which call comes next follows the grader's rule (grader.sandbox._Order): a call that is not
     ok skips the rest of its group, and a status in ``stop_on`` ends the batch. The grader
     applies the same rule to the answers, so it knows which answer to expect next.
     """
-    names, kinds, groups = request["names"], request["arg_kinds"], request["groups"]
-    offsets = [0]
-    for each in names:
-        offsets.append(offsets[-1] + len(each))
+    entries, groups = batch["calls"], batch["groups"]
+    starts = [pos]
+    for entry in entries:
+        starts.append(starts[-1] + _call_size(entry))
     ends = [end for size, end in zip(groups, _running_sums(groups)) for _ in range(size)]
     k = 0
-    while k < len(ends):
-        one = {"id": request["id"] + k, "function": request["function"], "names": names[k], "arg_kinds": kinds[k],
-               "n_outputs": request["n_outputs"], "max_elements": request["max_elements"]}
-        header, outputs = call(module, one, arrays[offsets[k]:offsets[k + 1]], source_lines, guard, keeper)
-        _flush_student_output()
-        send(out_fd, header, outputs)
+    while k < len(entries):
+        outbox.begin(batch["id"] + k)
+        answer, outputs = call(batch["id"] + k, entries[k], blob, starts[k])
+        outbox.add(answer, outputs)
         del outputs
-        status = _status(header)
-        if status in request["stop_on"]:
+        status = _status(answer)
+        if status in batch["stop_on"]:
             return
         k = k + 1 if status == "ok" else ends[k]
+
+
+def run_calls(module: types.ModuleType, request: dict, blob: memoryview, source_lines: list[str],
+              guard: ImportGuard, keeper: Pristine, outbox: Outbox) -> None:
+    """Run a request's batches in order; each ends with what waits sent and every module restored."""
+    outbox.flush_after = request["flush_after"]
+    pos = 0
+    for batch in request["batches"]:
+        outbox.each = batch["each"]
+        run_batch(Call(module, batch, request["max_elements"], source_lines, guard, keeper), batch, blob, pos, outbox)
+        pos += sum(_call_size(entry) for entry in batch["calls"])
+        keeper.restore()  # the next function starts from pristine modules
+        outbox.flush()
 
 
 def _running_sums(values: Sequence[int]) -> list[int]:
@@ -494,9 +615,11 @@ def serve(in_fd: int, out_fd: int) -> None:
     """Answer one load and then calls until the grader closes the request pipe."""
     module, lines, guard = None, [], ImportGuard(())
     keeper = Pristine(guard)
+    outbox = Outbox(out_fd)
+    _start_watchdog(outbox)  # before any student code: a submission that spends every thread cannot stop it
     while True:
         try:
-            request, arrays = read_request(in_fd)
+            request, blob = read_request(in_fd)
         except EOFError:
             return
         if request["cmd"] == "load" and module is None:
@@ -506,7 +629,7 @@ def serve(in_fd: int, out_fd: int) -> None:
             keeper = Pristine(guard)
             module = load(request, out_fd, guard, keeper)
         elif request["cmd"] == "calls" and module is not None:
-            run_calls(module, request, arrays, lines, guard, keeper, out_fd)
+            run_calls(module, request, blob, lines, guard, keeper, outbox)
         else:
             raise SystemExit(f"worker: unexpected request {request.get('cmd')!r}")
 

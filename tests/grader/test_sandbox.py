@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from grader.sandbox import CallResult, Limits, LoadIssue, Sandbox, SandboxError, worker_environment
-from grader.sandbox_protocol import npy_bytes
 
 # a leaked pipe or process shows up as a ResourceWarning: make it fail the test that leaked it
 pytestmark = pytest.mark.filterwarnings("error")
@@ -623,16 +622,27 @@ def test_call_many_refuses_inconsistent_options(batch: Sandbox, options: dict) -
         echo(batch, 1, 2, 3, **options)
 
 
+RECEIVES = """
+import numpy as np
+
+def receives(a):
+    a[...] = 0  # the student's own copy: writable, and the grader's array stays as it was
+    return np.array(list(a.shape) + [a.dtype.num, a.flags.c_contiguous])
+"""
+
+
 @pytest.mark.parametrize("arr", [np.ones((4, 3)), np.arange(5.0), np.array(2.5), np.zeros((0, 3)), np.array(3),
                                  np.asfortranarray(np.arange(6.0).reshape(2, 3)), np.arange(6).reshape(3, 2).T,
                                  np.array([True, False]), np.ones((2, 3, 4), dtype=np.float32)[:, ::2]])
-def test_requests_encode_arrays_as_np_save_does(arr: np.ndarray) -> None:
-    saved = io.BytesIO()
-    np.save(saved, arr, allow_pickle=False)
-    loaded, expected = np.load(io.BytesIO(npy_bytes(arr))), np.load(io.BytesIO(saved.getvalue()))
-    assert (loaded.dtype, loaded.shape, loaded.flags.f_contiguous) == \
-        (expected.dtype, expected.shape, expected.flags.f_contiguous)
-    assert np.array_equal(loaded, arr)
+def test_arrays_arrive_with_their_values_dtype_and_shape(arr: np.ndarray) -> None:
+    before = arr.copy()
+    with Sandbox(RECEIVES + "\ndef same(a):\n    return a.astype(np.float64)\n", "student.py",
+                 Limits(load_timeout=2.0)) as sandbox:
+        same, seen = (sandbox.call(f, [("a", arr)], None, 5.0) for f in ("same", "receives"))
+    assert same.status == seen.status == "ok" and same.mutated == () and seen.mutated == (("a",) if arr.size else ())
+    assert np.array_equal(same.outputs[0], arr.astype(np.float64)) and same.outputs[0].shape == arr.shape
+    assert seen.outputs[0].tolist() == [*arr.shape, arr.dtype.num, 1]
+    assert np.array_equal(arr, before)
 
 
 # --- cleanup -------------------------------------------------------------------------------------

@@ -151,8 +151,9 @@ PLACES = ["/tmp/leak", os.path.join(os.getcwd(), "leak2"), os.path.expanduser("~
           "/leak", "/dev/leak", "/sandbox/leak"]
 
 def leave(x):
-    for pid in range(1, 500):  # every process it can name gets SIGKILL: only its own namespace's
-        if pid != os.getpid():
+    mine = {int(t) for t in os.listdir("/proc/self/task")}  # its own threads (the worker's watchdog) would kill it
+    for pid in range(1, 500):  # every other process it can name gets SIGKILL: only its own namespace's
+        if pid not in mine:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
