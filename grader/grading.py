@@ -11,6 +11,7 @@ arguments of its own calls.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -19,12 +20,12 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from grader.compare import Comparison, compare_positive_affine, compare_values
+from grader.compare import Comparison, compare_many, compare_positive_affine, compare_values
 from grader.imports import forbidden_uses
 from grader import prestart
 from grader.plan import Drawn, Plan, make_plan
 from grader.sampling import CompiledQuestion, Trial
-from grader.sandbox import CallResult, Limits, LoadReport, Sandbox
+from grader.sandbox import Batch, CallResult, Limits, LoadReport, Sandbox
 from grader.shrink import Example, smallest_example
 from grader.spec import ProblemSet, QuestionSpec, Tolerance
 from grader.submission import Submission, SyntaxIssue, read_submission
@@ -102,6 +103,9 @@ class _Tally:
     examples: list[tuple[Trial, np.ndarray, np.ndarray]] = field(default_factory=list)
     # the student's values on the failing comparisons, for the diagnoses
     failed: list[Failed] = field(default_factory=list)
+    # the worst errors over the trials judged together that passed (compare_many), NaN when none
+    passed_abs: float = math.nan
+    passed_rel: float = math.nan
 
 
 def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None = None,
@@ -141,11 +145,23 @@ def _sandbox(sub: Submission, problem_set: ProblemSet, limits: Limits | None) ->
 
 def _grade_in(sandbox: Sandbox, sub: Submission, plan: Plan, start: float,
               then: Callable[[Sandbox, LoadReport], None] | None = None) -> GradeResult:
-    forbidden = forbidden_uses(sub.source, plan.problem_set.forbidden_imports)
+    forbidden = forbidden_uses(sub.tree or sub.source, plan.problem_set.forbidden_imports)
     load = sandbox.load()
+    refused = [_refusal(d, load, sub, forbidden.get(d.cq.question.function)) for d in plan.questions]
+    # every question the worker can run goes in one request: it never waits for this process
+    answers = sandbox.run([_batch(d) for d, r in zip(plan.questions, refused) if r is None])
     outputs: list[OutputResult] = []
-    for drawn in plan.questions:
-        outputs += _grade_question(sandbox, load, sub, drawn, forbidden.get(drawn.cq.question.function))
+    judged: list[tuple[int, CompiledQuestion, list[_Tally]]] = []  # where each judged question's outputs start
+    for drawn, refusal in zip(plan.questions, refused):
+        if refusal is not None:
+            outputs += refusal
+            continue
+        results, tallies = _judge(drawn.cq, drawn.groups, next(answers))
+        judged.append((len(outputs), drawn.cq, tallies))
+        outputs += results
+    answers.close()
+    for at, cq, tallies in judged:  # the smallest failing examples call the worker again: once every answer is in
+        outputs[at:at + len(tallies)] = _with_examples(sandbox, cq, outputs[at:at + len(tallies)], tallies)
     if then is not None:
         then(sandbox, load)
     notes = sub.notes + tuple(f"{sub.locate(i.line)}: {i.message}" for i in load.issues)
@@ -171,8 +187,8 @@ def _uniform(problem: str, q: QuestionSpec, status: str, message: str) -> list[O
                          q.returns_tuple) for o in q.outputs]
 
 
-def _grade_question(sandbox: Sandbox, load: LoadReport, sub: Submission, drawn: Drawn,
-                    forbidden: str | None) -> list[OutputResult]:
+def _refusal(drawn: Drawn, load: LoadReport, sub: Submission, forbidden: str | None) -> list[OutputResult] | None:
+    """The outputs of a question that is not run (a forbidden import, no such function, no trials), or None."""
     cq = drawn.cq
     q = cq.question
     if forbidden:
@@ -181,15 +197,50 @@ def _grade_question(sandbox: Sandbox, load: LoadReport, sub: Submission, drawn: 
         return _uniform(cq.problem.name, q, "missing", f"{q.function} is not defined in {sub.name}")
     if drawn.error:
         return _uniform(cq.problem.name, q, "error", drawn.error)
+    return None
+
+
+_BATCHES: dict[int, tuple[Drawn, Batch]] = {}  # by id(drawn), holding the Drawn so that its id stays its own
+
+
+def _batch(drawn: Drawn) -> Batch:
+    """A question's calls on every trial and variant, encoded once per plan (a batch grades all its files so).
+
+    A trial's calls stop at its first failed one (a hang must not cost every variant its
+    timeout), and a timeout, crash or forbidden import ends the question.
+    """
+    hit = _BATCHES.get(id(drawn))
+    if hit is not None and hit[0] is drawn:
+        return hit[1]
+    cq = drawn.cq
+    batch = Batch.of(cq.question.function, [_args(cq, v) for group in drawn.groups for v in group], _n_outputs(cq),
+                     cq.question.timeout, groups=[len(group) for group in drawn.groups], stop_on=("forbidden",))
+    if len(_BATCHES) >= 512:  # a few plans' worth; tests and long sessions draw many
+        del _BATCHES[next(iter(_BATCHES))]
+    _BATCHES[id(drawn)] = (drawn, batch)
+    return batch
+
+
+def _judge(cq: CompiledQuestion, groups: Sequence[tuple[Trial, ...]], results: Sequence[CallResult]
+           ) -> tuple[list[OutputResult], list[_Tally]]:
+    """Each output's result from the answers on a question's trials, before any failing example is looked for."""
+    q = cq.question
     tallies = [_Tally() for _ in q.outputs]
-    results = iter(_call_all(sandbox, cq, drawn.groups))
-    for group in drawn.groups:
-        answers = _answers(group, results)
-        if not answers or not _tally_trial(cq, group, answers, tallies):
-            break  # a timeout, crash or forbidden import: more calls would only cost more time
+    answered: list[tuple[Trial, CallResult]] = []  # ok answers whose values are judged together, below
+    answers = iter(results)
+    for group in groups:
+        got = _answers(group, answers)
+        if not got or not _tally_trial(cq, group, got, tallies, answered):
+            break  # a timeout, crash or forbidden import: there are no more answers
+    for i, tally in enumerate(tallies):
+        _compare_trials(q, i, answered, tally)
+    return [_fold(cq, i, tally, len(groups)) for i, tally in enumerate(tallies)], tallies
+
+
+def _with_examples(sandbox: Sandbox, cq: CompiledQuestion, results: list[OutputResult],
+                   tallies: list[_Tally]) -> list[OutputResult]:
     calls: dict[tuple, CallResult] = {}  # the student's results on simpler trials, shared by the outputs
-    return [_with_example(sandbox, cq, i, _fold(cq, i, tally, len(drawn.groups)), tally, calls)
-            for i, tally in enumerate(tallies)]
+    return [_with_example(sandbox, cq, i, r, tally, calls) for i, (r, tally) in enumerate(zip(results, tallies))]
 
 
 def _with_example(sandbox: Sandbox, cq: CompiledQuestion, i: int, result: OutputResult, tally: _Tally,
@@ -215,17 +266,6 @@ def _with_example(sandbox: Sandbox, cq: CompiledQuestion, i: int, result: Output
     return replace(result, failure=replace(f, example=example))
 
 
-def _call_all(sandbox: Sandbox, cq: CompiledQuestion, groups: Sequence[tuple[Trial, ...]]) -> list[CallResult]:
-    """The student's answers on every trial and variant, in one batch (a round trip per call is most of a grade).
-
-    A trial's calls stop at its first failed one (a hang must not cost every variant its
-    timeout), and a timeout, crash or forbidden import ends the batch.
-    """
-    calls = [_args(cq, v) for group in groups for v in group]
-    return sandbox.call_many(cq.question.function, calls, _n_outputs(cq), cq.question.timeout,
-                             groups=[len(group) for group in groups], stop_on=("forbidden",))
-
-
 def _answers(group: tuple[Trial, ...], results: Iterator[CallResult]) -> list[CallResult]:
     """The answers on one trial and its variants: up to and including the first that is not ok."""
     answers: list[CallResult] = []
@@ -239,30 +279,57 @@ def _answers(group: tuple[Trial, ...], results: Iterator[CallResult]) -> list[Ca
     return answers
 
 
-def _tally_trial(cq: CompiledQuestion, group: tuple[Trial, ...], results: list[CallResult],
-                 tallies: list[_Tally]) -> bool:
-    """Tally the answers on one trial (and its variants) for each output; False when calling again is pointless."""
+def _tally_trial(cq: CompiledQuestion, group: tuple[Trial, ...], results: list[CallResult], tallies: list[_Tally],
+                 answered: list[tuple[Trial, CallResult]]) -> bool:
+    """Tally the answers on one trial (and its variants) for each output; False when no more answers come.
+
+    A plain trial whose call was ok goes to ``answered``: its values are compared with the
+    other trials' at once (``_compare_trials``).
+    """
     q = cq.question
     t = group[0]
     bad = next((r for r in results if r.status != "ok"), None)
-    for i, tally in enumerate(tallies):
-        if bad is not None:
+    if bad is not None:
+        for tally in tallies:
             tally.call_failure = tally.call_failure or (t, bad)
-            continue
-        tally.warnings.update(dict.fromkeys(_conversion_warnings(results[0].notes, i, q)))
-        tally.warnings.update(dict.fromkeys(_mutation_warning(m) for m in results[0].mutated))
+        return bad.status not in ("timeout", "crashed", "forbidden")
+    first = results[0]
+    for i, tally in enumerate(tallies):
+        if first.notes:
+            tally.warnings.update(dict.fromkeys(_conversion_warnings(first.notes, i, q)))
+        if first.mutated:
+            tally.warnings.update(dict.fromkeys(_mutation_warning(m) for m in first.mutated))
         if q.compare.mode == "positive_affine" and all(r.outputs[i].size == 1 for r in results):
             tally.examples.append((t, np.array([float(r.outputs[i].reshape(-1)[0]) for r in results]),
                                    np.array([float(v.expected[i]) for v in group])))
-            continue
-        comparison = compare_values(results[0].outputs[i], t.expected[i], q.tolerance, q.compare.strict)
-        tally.comparisons.append((t, comparison))
-        tally.passed += comparison.passed
-        if not comparison.passed:
-            from grader.diagnose import Failed
+        elif q.compare.mode == "positive_affine":
+            _record(tally, t, results[0].outputs[i], compare_values(first.outputs[i], t.expected[i], q.tolerance,
+                                                                  q.compare.strict))
+    if q.compare.mode != "positive_affine":
+        answered.append((t, first))
+    return True
 
-            tally.failed.append(Failed(t, results[0].outputs[i]))
-    return bad is None or bad.status not in ("timeout", "crashed", "forbidden")
+
+def _compare_trials(q: QuestionSpec, i: int, answered: list[tuple[Trial, CallResult]], tally: _Tally) -> None:
+    """Output ``i`` of every answered trial against its expected value: those of the expected shape at once,
+    and each trial that fails that (or has another shape) on its own, for the report."""
+    same = [(t, r.outputs[i]) for t, r in answered if r.outputs[i].shape == t.expected[i].shape]
+    agreement = compare_many([got for _, got in same], [t.expected[i] for t, _ in same], q.tolerance)
+    tally.passed += len(same) - len(agreement.failed)
+    tally.passed_abs, tally.passed_rel = agreement.max_abs, agreement.max_rel
+    agreed = {id(same[k][0]) for k in range(len(same))} - {id(same[k][0]) for k in agreement.failed}
+    for t, r in answered:
+        if id(t) not in agreed:
+            _record(tally, t, r.outputs[i], compare_values(r.outputs[i], t.expected[i], q.tolerance, q.compare.strict))
+
+
+def _record(tally: _Tally, t: Trial, got: np.ndarray, comparison: Comparison) -> None:
+    tally.comparisons.append((t, comparison))
+    tally.passed += comparison.passed
+    if not comparison.passed:
+        from grader.diagnose import Failed
+
+        tally.failed.append(Failed(t, got))
 
 
 def _call(sandbox: Sandbox, cq: CompiledQuestion, t: Trial) -> CallResult:
@@ -319,8 +386,10 @@ def _fold(cq: CompiledQuestion, i: int, tally: _Tally, n_trials: int) -> OutputR
     status, message, failure = _verdict(tally)
     # a failed output's worst error is that of its failing trials, not of the ones that passed
     comps = [c for _, c in tally.comparisons if status == "passed" or not c.passed]
-    errors = [c.max_abs for c in comps if c.max_abs == c.max_abs]  # NaN means "not measured"
-    rels = [c.max_rel for c in comps if c.max_rel == c.max_rel]
+    worst = [(c.max_abs, c.max_rel) for c in comps] + ([(tally.passed_abs, tally.passed_rel)] if status == "passed"
+                                                        else [])
+    errors = [a for a, _ in worst if a == a]  # NaN means "not measured"
+    rels = [r for _, r in worst if r == r]
     for c in comps:
         tally.warnings.update(dict.fromkeys(c.warnings))
     names = tuple(o.name for o in q.outputs)

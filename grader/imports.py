@@ -16,11 +16,14 @@ DEFAULT_FORBIDDEN = ("torch", "jax", "jaxlib", "tensorflow", "autograd", "mxnet"
                      "mygrad", "functorch")
 
 
-def forbidden_uses(source: str, modules: Iterable[str]) -> dict[str, str]:
-    """Map each top-level function that relies on a forbidden module to a message naming it."""
+def forbidden_uses(source: str | ast.Module, modules: Iterable[str]) -> dict[str, str]:
+    """Map each top-level function that relies on a forbidden module to a message naming it.
+
+    ``source`` may be parsed already (``Submission.tree``): parsing is most of the cost.
+    """
     banned = set(modules)
     try:
-        tree = ast.parse(source)
+        tree = source if isinstance(source, ast.Module) else ast.parse(source)
     except (SyntaxError, ValueError, RecursionError):
         return {}
     bound = _top_level_bindings(tree, banned)  # name -> module

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reference.errors import ToolkitError
@@ -41,6 +41,7 @@ class Submission:
     cells: tuple[tuple[int, int], ...] | None  # per source line (1-based index - 1): (cell, line in cell)
     syntax_error: SyntaxIssue | None
     functions: tuple[str, ...]  # top-level functions, found statically
+    tree: ast.Module | None = field(default=None, compare=False, repr=False)  # parsed once, for the import check
 
     @property
     def name(self) -> str:
@@ -62,8 +63,10 @@ def read_submission(path: str | Path) -> Submission:
         source, notes, cells = _from_notebook(path, raw)
     else:
         source, notes, cells = raw, (), None
-    syntax_error, functions = _compile(source, path.name)
-    return Submission(path, source, notes, cells, syntax_error, functions)
+    syntax_error, tree = _compile(source, path.name)
+    functions = tuple(dict.fromkeys(n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+                      ) if tree is not None else ()
+    return Submission(path, source, notes, cells, syntax_error, functions, tree)
 
 
 def _read_text(path: Path) -> str:
@@ -119,15 +122,14 @@ def _cell_lines(text: str, cell: int, notes: list[str]) -> list[str]:
     return out
 
 
-def _compile(source: str, filename: str) -> tuple[SyntaxIssue | None, tuple[str, ...]]:
+def _compile(source: str, filename: str) -> tuple[SyntaxIssue | None, ast.Module | None]:
     try:
         tree = ast.parse(source, filename=filename)
         compile(tree, filename, "exec", dont_inherit=True)  # catches what parse lets through ('return' outside)
     except SyntaxError as exc:
         line = exc.lineno or 0
         text = (exc.text or "").rstrip("\n")
-        return SyntaxIssue(line, exc.msg, text), ()
+        return SyntaxIssue(line, exc.msg, text), None
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
-        return SyntaxIssue(0, f"cannot be compiled: {exc}", ""), ()
-    names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    return None, tuple(dict.fromkeys(names))
+        return SyntaxIssue(0, f"cannot be compiled: {exc}", ""), None
+    return None, tree
