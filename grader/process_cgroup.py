@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -33,7 +32,7 @@ class PidsCgroup:
     def create(cls, max_pids: int) -> PidsCgroup | None:
         """A new cgroup allowing ``max_pids`` processes (threads count), or None where there is none to make."""
         for parent in _writable_parents():
-            path = parent / f"grader-sandbox-{uuid.uuid4().hex[:12]}"
+            path = parent / f"grader-sandbox-{os.urandom(6).hex()}"  # not uuid: it imports platform (3 ms)
             try:
                 path.mkdir()
             except OSError:

@@ -500,13 +500,17 @@ class _Stream:
         self.mark = start  # when the last message came (the request went out): the next is due a timeout later
         self.running: int | None = None  # the call the worker last named as running
         self.live = True  # False once the worker was stopped: what is left goes to a new one
+        self.at = 0  # todo[:at] are done
 
     @property
     def finished(self) -> bool:
-        return all(p.next is None for p in self.todo)
+        return self._expected() is None
 
     def _expected(self) -> _Progress | None:
-        return next((p for p in self.todo if p.next is not None), None)
+        """The batch whose next call answers next: the first one not done (they are answered in order)."""
+        while self.at < len(self.todo) and self.todo[self.at].next is None:
+            self.at += 1
+        return self.todo[self.at] if self.at < len(self.todo) else None
 
     def step(self) -> None:
         """Read the next message and settle the calls it answers, or settle the call it failed at."""

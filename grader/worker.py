@@ -68,7 +68,8 @@ FLUSH_BYTES = 1 << 20  # answers waiting beyond this many bytes go out at once (
 _ndarray, _generic, _bool, _asarray, _array, _frombuffer, _empty = (np.ndarray, np.generic, np.bool_, np.asarray,
                                                                     np.array, np.frombuffer, np.empty)
 _F64 = np.dtype("<f8")  # every output travels as little-endian float64, whatever the host's byte order
-_read, _writev, _monotonic, _sleep = os.read, os.writev, time.monotonic, time.sleep
+_read, _writev, _monotonic, _sleep, _perf_counter = os.read, os.writev, time.monotonic, time.sleep, time.perf_counter
+_pack_q, _pack_i, _encode = struct.Struct(">Q").pack, struct.Struct(">I").pack, json.JSONEncoder().encode
 
 
 # --- framing -----------------------------------------------------------------
@@ -99,9 +100,9 @@ def send(fd: int, header: dict) -> None:
 
 def _send_frame(fd: int, header: bytes, arrays: Sequence[np.ndarray]) -> None:
     # the arrays' data as zero-copy views behind the header: a big output is never duplicated
-    parts: list[memoryview | bytes] = [struct.pack(">I", len(header)), header]
+    parts: list[memoryview | bytes] = [_pack_i(len(header)), header]
     parts += [memoryview(a.reshape(-1)).cast("B") for a in arrays if a.size]
-    parts.insert(0, struct.pack(">Q", sum(len(p) for p in parts)))
+    parts.insert(0, _pack_q(sum(len(p) for p in parts)))
     _write_all(fd, parts)
 
 
@@ -141,7 +142,7 @@ class Outbox:
         self.running = (call_id, _monotonic())
 
     def add(self, answer: list, outputs: list[np.ndarray]) -> None:
-        text = json.dumps(answer).encode("utf-8")
+        text = _encode(answer).encode("utf-8")
         with self.lock:
             self.running = None
             if not self.texts:
@@ -264,17 +265,18 @@ class Pristine:
     back (added names stay): after each top-level statement, after a call whose value
     or exception ran student code on its way out, and after each batch, so that one
     function's mischief cannot cost the others their points. After every call,
-    ``restore_light`` puts back what the worker uses to convert and send an answer:
-    this script's globals (which hold its own references to NumPy's and os's functions),
-    ``builtins``, ``json``, ``struct``, ``sys`` and ``time``. NumPy's and os's namespaces
-    (a thousand names, most of the cost) wait for the end of the batch: until then a
-    patch there can only change the patching function's own later calls, as it would
-    outside the grader. The parent validates every byte anyway.
+    ``restore_light`` puts back what the worker uses to convert and send an answer: this
+    script's globals, which hold its own references to the functions of NumPy, os, json,
+    struct and time that it calls there, and ``builtins``. The other namespaces (NumPy's
+    and os's alone have a thousand names, most of the cost) wait for the end of the batch:
+    until then a patch there can only change the patching function's own later calls, as
+    it would outside the grader. The parent validates every byte anyway.
     """
 
     # __name__: this script's own helpers, "__main__" when started as a script, "worker" when a zygote imported it
-    LIGHT = tuple(dict.fromkeys(("__main__", __name__, "builtins", "json", "struct", "sys", "time")))
-    MODULES = (*LIGHT, "numpy", "numpy.lib.format", "os", "io", "traceback", "types", "linecache", "ast")
+    LIGHT = tuple(dict.fromkeys(("__main__", __name__, "builtins")))
+    MODULES = (*LIGHT, "json", "struct", "sys", "time", "numpy", "numpy.lib.format", "os", "io", "traceback", "types",
+               "linecache", "ast")
 
     def __init__(self, guard: ImportGuard) -> None:
         self.guard = guard
@@ -524,7 +526,7 @@ class Call:
         outputs: list[np.ndarray] = []
         notes: list[str] = []
         mark = len(self.guard.attempts)
-        start = time.perf_counter()
+        start = _perf_counter()
         if not callable(func):
             error = _error("missing", "NameError", f"there is no function named {self.function!r}")
         else:
@@ -534,7 +536,7 @@ class Call:
         if refused is not None:  # whatever the function returned, it tried to use a forbidden module
             outputs, notes, error = [], [], _error("forbidden", "ImportError", refused)
         shapes = [list(a.shape) for a in outputs] if error is None else None
-        return [call_id, time.perf_counter() - start, shapes, notes[:MAX_ITEMS], mutated, error], outputs
+        return [call_id, _perf_counter() - start, shapes, notes[:MAX_ITEMS], mutated, error], outputs
 
     def _run(self, func: Callable, args: list[Any]) -> tuple[list[np.ndarray], list[str], dict | None]:
         keeper = self.keeper
@@ -566,8 +568,8 @@ def _status(answer: list) -> str:
     return error["kind"] if error["kind"] in ("missing", "forbidden") else "error"
 
 
-def run_batch(call: Call, batch: dict, blob: memoryview, pos: int, outbox: Outbox) -> None:
-    """Run a batch's calls back to back, their arguments' bytes starting at ``pos`` in ``blob``.
+def run_batch(call: Call, batch: dict, blob: memoryview, pos: int, outbox: Outbox) -> int:
+    """Run a batch's calls back to back, their arguments' bytes starting at ``pos`` in ``blob``; where they end.
 
     Which call comes next follows the grader's rule (grader.sandbox._Order): a call that is not
     ok skips the rest of its group, and a status in ``stop_on`` ends the batch. The grader
@@ -586,8 +588,9 @@ def run_batch(call: Call, batch: dict, blob: memoryview, pos: int, outbox: Outbo
         del outputs
         status = _status(answer)
         if status in batch["stop_on"]:
-            return
+            break
         k = k + 1 if status == "ok" else ends[k]
+    return starts[-1]
 
 
 def run_calls(module: types.ModuleType, request: dict, blob: memoryview, source_lines: list[str],
@@ -597,8 +600,8 @@ def run_calls(module: types.ModuleType, request: dict, blob: memoryview, source_
     pos = 0
     for batch in request["batches"]:
         outbox.each = batch["each"]
-        run_batch(Call(module, batch, request["max_elements"], source_lines, guard, keeper), batch, blob, pos, outbox)
-        pos += sum(_call_size(entry) for entry in batch["calls"])
+        pos = run_batch(Call(module, batch, request["max_elements"], source_lines, guard, keeper), batch, blob, pos,
+                        outbox)
         keeper.restore()  # the next function starts from pristine modules
         outbox.flush()
 
