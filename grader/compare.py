@@ -76,6 +76,11 @@ def compare_many(got: Sequence[np.ndarray], expected: Sequence[np.ndarray], tol:
     """
     if not got:
         return Agreement((), math.nan, math.nan)
+    with np.errstate(all="ignore"):  # an overflowing difference is an infinite error, a subnormal ratio an infinite one
+        return _agreement(got, expected, tol)
+
+
+def _agreement(got: Sequence[np.ndarray], expected: Sequence[np.ndarray], tol: Tolerance) -> Agreement:
     ends = np.cumsum([e.size for e in expected])
     g = np.concatenate([a.reshape(-1) for a in got])
     e = np.concatenate([a.reshape(-1) for a in expected])
@@ -86,16 +91,16 @@ def compare_many(got: Sequence[np.ndarray], expected: Sequence[np.ndarray], tol:
     failed: tuple[int, ...] = ()
     if bad.any():
         failed = tuple(int(t) for t in np.unique(np.searchsorted(ends, np.flatnonzero(bad), side="right")))
+        if len(failed) == len(got):
+            return Agreement(failed, math.nan, math.nan)
         keep = np.ones(err.size, dtype=bool)
         for t in failed:
             keep[(ends[t - 1] if t else 0):ends[t]] = False
         err, magnitude = err[keep], magnitude[keep]
-        if len(failed) == len(got):
-            return Agreement(failed, math.nan, math.nan)
     if not err.size:
         return Agreement(failed, 0.0, 0.0)
-    with np.errstate(all="ignore"):  # as in _values: an exact element has no ratio, a subnormal one an infinite one
-        rel = np.divide(err, magnitude, out=np.zeros_like(err), where=err != 0)
+    # as in _values: an exact element has no error ratio
+    rel = np.divide(err, magnitude, out=np.zeros_like(err), where=err != 0)
     return Agreement(failed, float(err.max()), float(rel.max()))
 
 

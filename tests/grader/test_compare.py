@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from grader.compare import compare_positive_affine, compare_values
+from grader.compare import compare_many, compare_positive_affine, compare_values
 from grader.spec import Tolerance
 
 TOL = Tolerance(rtol=1e-6, atol=1e-9)
@@ -128,3 +132,50 @@ def test_a_constant_offset_never_widens_the_tolerance(offset: float) -> None:
     right = lambda z, y: 2 * _perceptron(z, y) + offset  # noqa: E731
     got, expected = _losses(right, _perceptron, np.random.default_rng(1))
     assert compare_positive_affine(got, expected, TOL, ["w", "b"])[0].passed
+
+
+# --- many trials at once --------------------------------------------------------------------------
+
+_VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
+                    st.sampled_from([0.0, -0.0, 1.0, 1e-300, 5e-324, 1e308, -1e308]))
+
+
+@st.composite
+def _trials(draw: st.DrawFn) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Trials of one output: finite expected values and answers that are often close, sometimes anything."""
+    got, expected = [], []
+    for _ in range(draw(st.integers(1, 5))):
+        shape = tuple(draw(st.lists(st.integers(0, 3), max_size=2)))
+        n = int(np.prod(shape))
+        e = np.array(draw(st.lists(st.floats(-1e6, 1e6, width=64) | st.sampled_from([0.0, 5e-324, 1e300]),
+                                   min_size=n, max_size=n)), dtype=np.float64).reshape(shape)
+        noise = np.array(draw(st.lists(st.sampled_from([0.0, 1e-12, 1e-7, 1e-3]) | _VALUES, min_size=n, max_size=n)),
+                         dtype=np.float64).reshape(shape)
+        with np.errstate(all="ignore"):
+            got.append(e + noise if draw(st.booleans()) else noise)
+        expected.append(e)
+    return got, expected
+
+
+@given(_trials(), st.sampled_from([TOL, Tolerance(rtol=0.0, atol=0.0), Tolerance(rtol=1e-3, atol=0.0)]))
+@settings(max_examples=300, deadline=None)
+def test_many_trials_at_once_agree_with_each_on_its_own(trials: tuple, tol: Tolerance) -> None:
+    got, expected = trials
+    one_by_one = [compare_values(g, e, tol) for g, e in zip(got, expected)]
+    agreement = compare_many(got, expected, tol)
+    assert agreement.failed == tuple(i for i, c in enumerate(one_by_one) if not c.passed)
+    passed = [c for c in one_by_one if c.passed]
+    if not passed:
+        assert math.isnan(agreement.max_abs) and math.isnan(agreement.max_rel)
+    else:  # the worst errors of the trials that passed, exactly as each reports them
+        assert agreement.max_abs == max(c.max_abs for c in passed)
+        assert agreement.max_rel == max(c.max_rel for c in passed)
+
+
+def test_many_trials_name_the_failing_ones_among_empty_and_scalar_trials() -> None:
+    e = [np.zeros((0, 3)), np.array(2.0), np.ones(3), np.zeros((2, 0)), np.array([1.0, np.inf])]
+    g = [np.zeros((0, 3)), np.array(2.0 + 1e-3), np.ones(3), np.zeros((2, 0)), np.array([1.0, np.inf])]
+    agreement = compare_many(g, e, TOL)
+    # an infinite answer fails even where the reference is infinite too, as compare_values says
+    assert agreement.failed == (1, 4) and (agreement.max_abs, agreement.max_rel) == (0.0, 0.0)
+    assert compare_many([], [], TOL).failed == ()

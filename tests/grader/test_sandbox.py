@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from grader.sandbox import CallResult, Limits, LoadIssue, Sandbox, SandboxError, worker_environment
+from grader.sandbox import Batch, CallResult, Limits, LoadIssue, Sandbox, SandboxError, worker_environment
 
 # a leaked pipe or process shows up as a ResourceWarning: make it fail the test that leaked it
 pytestmark = pytest.mark.filterwarnings("error")
@@ -497,6 +497,8 @@ def echo(k):
         import torch
     if k == 9:
         os._exit(4)
+    if k == 13:
+        sum(range(10 ** 15))  # one C loop that never lets another thread run: the watchdog cannot speak
     if k == 11:
         argv = open("/proc/self/cmdline", "rb").read().split(b"\\0")
         os.write(int(argv[[a.endswith(b"worker.py") for a in argv].index(True) + 2]), b"\\xff" * 5000)
@@ -609,6 +611,43 @@ def test_malformed_data_in_the_middle_goes_on_in_a_new_worker(batch: Sandbox) ->
     results = echo(batch, 1, 11, 2, 4, groups=(2, 1, 1))
     assert summary(results) == [("ok", 1.0), ("error", None), ("ok", 2.0), ("ok", 4.0)]
     assert results[1].message == "the worker sent malformed data"
+
+
+def test_a_run_of_batches_answers_each_as_call_many_would(batch: Sandbox) -> None:
+    lists = [[1, 2], [3, 4], [6], [1, 3, 2]]
+    results = list(batch.run([Batch.of("echo", [[("k", k)] for k in ks], None, 5.0, groups=[len(ks)]) for ks in lists]))
+    assert [summary(r) for r in results] == [summary(echo(batch, *ks, groups=[len(ks)])) for ks in lists]
+    assert [summary(r) for r in results] == [[("ok", 1.0), ("ok", 2.0)], [("error", None)], [("ok", 6.0)],
+                                             [("ok", 1.0), ("error", None)]]
+
+
+def test_a_hang_costs_its_own_batch_only_and_is_named_by_the_watchdog(batch: Sandbox) -> None:
+    echo(batch, 1)
+    starts = batch._starts
+    hung, after = batch.run([Batch.of("echo", [[("k", k)] for k in (1, 2, 5, 6)], None, 0.5),
+                             Batch.of("echo", [[("k", 4)]], None, 5.0)])
+    assert summary(hung) == [("ok", 1.0), ("ok", 2.0), ("timeout", None)] and summary(after) == [("ok", 4.0)]
+    # the answers to 1 and 2 were still waiting in the worker when 5 hung; the watchdog sent them and named 5,
+    # so one new worker took the next batch and nothing was replayed
+    assert batch._starts == starts + 1
+
+
+def test_a_hang_the_watchdog_cannot_name_is_replayed_to_find_its_call(batch: Sandbox) -> None:
+    echo(batch, 1)
+    starts = batch._starts
+    hung, after = batch.run([Batch.of("echo", [[("k", k)] for k in (1, 2, 13, 4)], None, 0.5),
+                             Batch.of("echo", [[("k", 4)]], None, 5.0)])
+    assert summary(hung) == [("ok", 1.0), ("ok", 2.0), ("timeout", None)] and summary(after) == [("ok", 4.0)]
+    assert hung[2].message == "did not return within 0.5 s"
+    assert batch._starts == starts + 2  # a worker to replay the batch call by call, and one after the hang
+
+
+def test_stopping_a_run_early_stops_the_worker(batch: Sandbox) -> None:
+    run = batch.run([Batch.of("naps", [[("k", k)] for k in range(3)], None, 5.0) for _ in range(3)])
+    assert summary(next(run)) == [("ok", 0.0), ("ok", 1.0), ("ok", 2.0)]
+    run.close()  # the worker is still napping through the other batches
+    assert batch.process_group is None
+    assert summary(echo(batch, 2)) == [("ok", 2.0)]
 
 
 def test_a_missing_function_is_missing_for_every_call(batch: Sandbox) -> None:
