@@ -43,6 +43,21 @@ class Related:
 
 
 @dataclass(frozen=True)
+class PerArgVjp:
+    """A VJP written as one function per argument, ``(g, out, *args, **params) -> cotangent``.
+
+    Called, it returns every argument's cotangent, like any VJP; a backward pass that
+    knows which arguments lie on the path calls only their functions (the exponent of
+    ``x ** 2`` or the factor of ``5 * x`` needs no cotangent).
+    """
+
+    each: tuple[Callable[..., Array], ...]
+
+    def __call__(self, g: Array, out: Array, *args: Array, **params: Any) -> tuple[Array, ...]:
+        return tuple([f(g, out, *args, **params) for f in self.each])
+
+
+@dataclass(frozen=True)
 class Op:
     """One differentiable operation."""
 
@@ -172,10 +187,14 @@ def _matmul(a: Array, b: Array) -> Array:
     return np.asarray(np.matmul(a, b))
 
 
-def _matmul_vjp(g: Array, out: Array, a: Array, b: Array) -> tuple[Array, Array]:
+def _matmul_vjp_a(g: Array, out: Array, a: Array, b: Array) -> Array:
     a2, b2 = _as_2d(a, b)  # the forward has checked the shapes
-    g2 = g.reshape(a2.shape[0], b2.shape[1])
-    return (g2 @ b2.T).reshape(a.shape), (a2.T @ g2).reshape(b.shape)
+    return (g.reshape(a2.shape[0], b2.shape[1]) @ b2.T).reshape(a.shape)
+
+
+def _matmul_vjp_b(g: Array, out: Array, a: Array, b: Array) -> Array:
+    a2, b2 = _as_2d(a, b)
+    return (a2.T @ g.reshape(a2.shape[0], b2.shape[1])).reshape(b.shape)
 
 
 def _diag_forward(a: Array) -> Array:
@@ -322,25 +341,27 @@ def _vector_pair(rng: np.random.Generator) -> list[Sample]:
 def _registry() -> dict[str, Op]:
     ops = [
         # arithmetic (broadcasting like NumPy; cotangents are summed back)
-        Op("add", 2, np.add, lambda g, o, a, b: (unbroadcast(g, a.shape), unbroadcast(g, b.shape)),
+        Op("add", 2, np.add, PerArgVjp((lambda g, o, a, b: unbroadcast(g, a.shape),
+                                        lambda g, o, a, b: unbroadcast(g, b.shape))),
            lambda t, a, b: a + b, _binary(), doc="a + b"),
-        Op("sub", 2, np.subtract, lambda g, o, a, b: (unbroadcast(g, a.shape), unbroadcast(-g, b.shape)),
+        Op("sub", 2, np.subtract, PerArgVjp((lambda g, o, a, b: unbroadcast(g, a.shape),
+                                             lambda g, o, a, b: unbroadcast(-g, b.shape))),
            lambda t, a, b: a - b, _binary(), doc="a - b"),
         Op("mul", 2, np.multiply,
-           lambda g, o, a, b: (unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)),
+           PerArgVjp((lambda g, o, a, b: unbroadcast(g * b, a.shape), lambda g, o, a, b: unbroadcast(g * a, b.shape))),
            lambda t, a, b: a * b, _binary(), doc="a * b"),
         Op("div", 2, np.divide,
-           lambda g, o, a, b: (unbroadcast(g / b, a.shape), unbroadcast(-g * o / b, b.shape)),
+           PerArgVjp((lambda g, o, a, b: unbroadcast(g / b, a.shape),
+                      lambda g, o, a, b: unbroadcast(-g * o / b, b.shape))),
            lambda t, a, b: a / b, _binary(positive_b=True),
            kink=lambda a, b: _min_abs(b), kink_where="a / b at b = 0", doc="a / b"),
         Op("pow", 2, np.power,
-           lambda g, o, a, b: (
-               unbroadcast(g * b * np.power(a, b - 1.0), a.shape),
-               unbroadcast(g * o * _log_base(a), b.shape),
-           ),
+           PerArgVjp((lambda g, o, a, b: unbroadcast(g * b * np.power(a, b - 1.0), a.shape),
+                      lambda g, o, a, b: unbroadcast(g * o * _log_base(a), b.shape))),
            lambda t, a, b: a**b, _pow_samples,
            kink=_pow_kink, kink_where="a ** b at a = 0 (and a < 0 for non-integer b)", doc="a ** b"),
-        Op("matmul", 2, _matmul, _matmul_vjp, lambda t, a, b: a @ b, _matmul_samples, doc="a @ b (vectors and matrices)"),
+        Op("matmul", 2, _matmul, PerArgVjp((_matmul_vjp_a, _matmul_vjp_b)), lambda t, a, b: a @ b, _matmul_samples,
+           doc="a @ b (vectors and matrices)"),
         Op("neg", 1, np.negative, lambda g, o, a: (-g,), lambda t, a: -a, _unary(), doc="-a"),
         Op("transpose", 1, lambda a: a.T.copy(), lambda g, o, a: (g.T,), lambda t, a: a.t() if a.ndim == 2 else a,
            _unary(), doc="a.T"),
@@ -398,14 +419,17 @@ def _registry() -> dict[str, Op]:
         Op("abs", 1, np.abs, lambda g, o, a: (g * np.sign(a),), lambda t, a: t.abs(a), _unary(),
            kink=_min_abs, kink_where="abs at 0", chain_factor=True),
         Op("maximum", 2, np.maximum,
-           lambda g, o, a, b: (unbroadcast(g * (a > b), a.shape), unbroadcast(g * (a < b), b.shape)),
+           PerArgVjp((lambda g, o, a, b: unbroadcast(g * (a > b), a.shape),
+                      lambda g, o, a, b: unbroadcast(g * (a < b), b.shape))),
            lambda t, a, b: t.maximum(a, b), _binary(),
            kink=lambda a, b: _min_abs(np.subtract(a, b)), kink_where="maximum where a = b",
            doc="element-wise larger of a and b"),
         # linear algebra
-        Op("dot", 2, _dot, lambda g, o, a, b: (g * b, g * a), lambda t, a, b: t.dot(a, b), _vector_pair_same,
+        Op("dot", 2, _dot, PerArgVjp((lambda g, o, a, b: g * b, lambda g, o, a, b: g * a)),
+           lambda t, a, b: t.dot(a, b), _vector_pair_same,
            doc="inner product of two vectors"),
-        Op("outer", 2, _outer, lambda g, o, a, b: (g @ b, g.T @ a), lambda t, a, b: t.outer(a, b), _vector_pair,
+        Op("outer", 2, _outer, PerArgVjp((lambda g, o, a, b: g @ b, lambda g, o, a, b: g.T @ a)),
+           lambda t, a, b: t.outer(a, b), _vector_pair,
            doc="outer product a b^T of two vectors"),
         Op("diag", 1, _diag_forward, _diag_vjp, lambda t, a: t.diag(a),
            lambda rng: [((_draw(rng, (4,)),), {}), ((_draw(rng, (3, 3)),), {}), ((_draw(rng, (3, 2)),), {})],

@@ -23,7 +23,7 @@ import numpy as np
 
 from reference.errors import EvaluationError
 from reference.graph import Apply, Derivative, Leaf, Node, operands, walk
-from reference.ops import Op
+from reference.ops import Op, PerArgVjp
 
 Array = np.ndarray
 _asarray, _FLOAT = np.asarray, np.float64
@@ -115,9 +115,13 @@ def _live(root: Node, wrts: tuple[str, ...]) -> set[Node]:
 def _entry(node: Node, slots: Mapping[Node, int], live: set[Node], replace: Mapping[int, Op]) -> Entry:
     slot = slots[node]
     if isinstance(node, Apply):
-        op = replace.get(id(node), node.op)
-        targets = tuple((k, slots[a]) for k, a in enumerate(node.args) if a in live)
-        return _propagate(op.vjp, node.params, slot, tuple(slots[a] for a in node.args), targets)
+        vjp = replace.get(id(node), node.op).vjp
+        args = tuple(slots[a] for a in node.args)
+        live_args = [k for k, a in enumerate(node.args) if a in live]
+        if isinstance(vjp, PerArgVjp):
+            return _propagate_each(tuple((vjp.each[k], slots[node.args[k]]) for k in live_args), node.params,
+                                   slot, args)
+        return _propagate(vjp, node.params, slot, args, tuple((k, slots[node.args[k]]) for k in live_args))
     if isinstance(node, Leaf):  # live, so one of the leaves asked for
         return _total(node.name, slot)
     return _refuse(node.text, slot)  # a derivative: live leaves are only ever leaves and op applications
@@ -139,6 +143,26 @@ def _propagate(vjp: Callable[..., tuple[Array | None, ...]], params: Mapping[str
             cts = vjp(g, values[slot], *[values[a] for a in args], **params)
         for k, target in targets:
             ct = cts[k]
+            if ct is None:
+                continue
+            ct = _asarray(ct, dtype=_FLOAT)
+            held = grads[target]
+            grads[target] = ct if held is None else held + ct
+
+    return entry
+
+
+def _propagate_each(targets: tuple[tuple[Callable[..., Array | None], int], ...], params: Mapping[str, object],
+                    slot: int, args: tuple[int, ...]) -> Entry:
+    """``_propagate`` for a VJP given per argument: only the operands on the path get a cotangent computed."""
+
+    def entry(values: list, grads: list, totals: dict) -> None:
+        g = grads[slot]
+        if g is None:
+            return
+        operands = [values[a] for a in args]
+        for vjp, target in targets:
+            ct = vjp(g, values[slot], *operands, **params)
             if ct is None:
                 continue
             ct = _asarray(ct, dtype=_FLOAT)
@@ -216,8 +240,8 @@ class Differentiate:
         wrt, u = self.node.wrt, _probe(f.shape)
         d, du = (t[wrt] for t in self.backward(values, {wrt: at_shape}, [np.ones(f.shape), u]))
         finite = np.isfinite(d) & np.isfinite(du)  # non-finite values are the caller's to judge, not a structure
-        scale = max(1.0, float(np.max(np.abs(d[finite]), initial=0.0)))
-        if not np.allclose(du[finite], (u * d)[finite], rtol=1e-9, atol=1e-12 * scale):
+        scale = max(1.0, float(np.maximum.reduce(np.abs(d[finite]), axis=None, initial=0.0)))
+        if not _allclose(du[finite], (u * d)[finite], rtol=1e-9, atol=1e-12 * scale):
             raise EvaluationError(f"'{self.node.text}' is not element-wise: derivative() needs each output to "
                                   "depend only on the same element of the input; use jacobian")
         return d
@@ -226,5 +250,12 @@ class Differentiate:
         wrt, eye = self.node.wrt, np.eye(f.size)
         rows = [t[wrt] for t in self.backward(values, {wrt: at.shape}, [eye[i].reshape(f.shape)
                                                                          for i in range(f.size)])]
-        jac = np.stack([r.reshape(-1) for r in rows]) if rows else np.zeros((0, at.size))
+        # the rows flattened one after the other are the (f.size, at.size) matrix in row-major order
+        jac = np.concatenate(rows, axis=None) if rows else np.zeros((0, at.size))
         return jac.reshape(jacobian_shape(f.shape, at.shape))
+
+
+def _allclose(x: Array, y: Array, rtol: float, atol: float) -> bool:
+    """``np.allclose(x, y, rtol, atol)`` for float arrays: its comparison, without its cost per call."""
+    close = (np.less_equal(np.abs(x - y), atol + rtol * np.abs(y)) & np.isfinite(y)) | np.equal(x, y)
+    return bool(np.logical_and.reduce(close, axis=None))
