@@ -47,16 +47,15 @@ Step = Callable[[list, Run], None]
 
 @dataclass(frozen=True, eq=False)
 class Program:
-    """The values of ``roots`` from the values of their leaves."""
+    """The values of some roots from the values of their leaves."""
 
-    roots: tuple[Node, ...]
     slots: Mapping[Node, int]  # every node computed, in this program's own environment
     steps: tuple[Step, ...]
     start: tuple[Array | None, ...]  # the values before the first step: the constants, in their slots
     results: tuple[int, ...]  # the slots of the roots
 
     def run(self, env: Mapping[str, Array], observe: Observer | None = None) -> list[Array]:
-        """The float64 values of the roots; ``observe`` sees every op application with its arguments."""
+        """The float64 values of the roots, in order; ``observe`` sees every op application with its arguments."""
         with np.errstate(all="ignore"):  # non-finite values are judged by the caller, not warned about
             return self.evaluate(env, observe)
 
@@ -89,7 +88,7 @@ class _Builder:
     def program(self, roots: tuple[Node, ...]) -> Program:
         for root in roots:
             self._add(root)
-        return Program(roots, self.slots, tuple(self.steps), tuple(self.start), tuple(self.slots[r] for r in roots))
+        return Program(self.slots, tuple(self.steps), tuple(self.start), tuple(self.slots[r] for r in roots))
 
     def _add(self, node: Node) -> None:
         if node not in self.slots:

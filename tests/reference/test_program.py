@@ -196,3 +196,16 @@ def test_the_element_wise_check_compares_as_np_allclose_does() -> None:
         atol = 1e-12 * float(rng.choice([1.0, 1e5, 1e300]))
         with np.errstate(all="ignore"):
             assert _allclose(x, y, rtol=1e-9, atol=atol) == np.allclose(x, y, rtol=1e-9, atol=atol), (x, y, atol)
+
+
+def test_each_replacement_mapping_gets_its_own_program() -> None:
+    # a diagnosis reuses one mapping on every failing trial; another mapping, even equal, is compiled anew
+    graph = Graph({}, LEAVES)
+    node = graph.resolve(parse("tanh(x) * v"), LEAVES)
+    tanh = next(n for n in walk(node) if isinstance(n, Apply) and n.op.name == "tanh")
+    to_sin = {id(tanh): dataclasses.replace(OPS["tanh"], forward=OPS["sin"].forward)}
+    to_cos = {id(tanh): dataclasses.replace(OPS["tanh"], forward=OPS["cos"].forward)}
+    for env in (_env(0), _env(1), _env(0)):
+        np.testing.assert_array_equal(evaluate(node, env, replace=to_sin), np.sin(env["x"]) * env["v"])
+        np.testing.assert_array_equal(evaluate(node, env, replace=to_cos), np.cos(env["x"]) * env["v"])
+        np.testing.assert_array_equal(evaluate(node, env), np.tanh(env["x"]) * env["v"])
