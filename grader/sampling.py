@@ -207,7 +207,7 @@ def _arguments(cq: CompiledQuestion, env: Mapping[str, np.ndarray], tracker: _Ki
 
 def _all_finite(values: tuple[np.ndarray, ...]) -> bool:
     # One check over all the values together: a check per small array costs more than the check itself.
-    return bool(np.isfinite(np.concatenate([v.ravel() for v in values])).all())
+    return bool(np.logical_and.reduce(np.isfinite(np.concatenate(values, axis=None)), axis=None))
 
 
 ROUNDABLE = frozenset({"normal", "uniform"})  # rounding other draws would break what they guarantee

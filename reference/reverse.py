@@ -27,6 +27,8 @@ from reference.ops import Op, PerArgVjp
 
 Array = np.ndarray
 _asarray, _FLOAT = np.asarray, np.float64
+_ONE = np.ones(())  # the seed of every gradient (its quantity is a scalar), shared: no VJP writes into g
+_ONE.flags.writeable = False
 Shapes = Mapping[str, tuple[int, ...]]
 Gradients = dict[tuple[Node, str], Array]  # computed with a sibling of the same group, not yet asked for
 # One entry of a pass: it sends the cotangent of one slot on to its operands (or into the totals).
@@ -213,7 +215,7 @@ class Differentiate:
                                       "use sum(...) for a total, or jacobian / derivative")
             if self.group:
                 return self._grouped(values, env, gradients, f)
-            return self.backward(values, {node.wrt: at.shape}, [np.ones(f.shape)])[0][node.wrt]
+            return self.backward(values, {node.wrt: at.shape}, [_ONE])[0][node.wrt]
         if node.kind == "derivative":
             if f.shape != at.shape:
                 raise EvaluationError(f"'{node.text}': an element-wise derivative needs the quantity {f.shape} "
@@ -230,7 +232,7 @@ class Differentiate:
             shapes = {w: np.shape(env[w]) for w in self.group if w in env}
             backward = self.backward if tuple(shapes) == self.group else \
                 Backward(node.f, tuple(shapes), self.slots, self.replace)
-            totals = backward(values, shapes, [np.ones(f.shape)])[0]
+            totals = backward(values, shapes, [_ONE])[0]
             gradients.update(((node.f, w), t) for w, t in totals.items())
         return gradients.pop(key)  # popped: a second node asking the same gets its own array
 
