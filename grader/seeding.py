@@ -32,17 +32,17 @@ _LITTLE_ENDIAN = {key: np.dtype(little) for word, little in ((np.uint32, "<u4"),
                   for key in (word, np.dtype(word))}
 
 
-class _HashedSeed(ISeedSequence):
-    """Seed words hashed from a draw's key: up to 64 bytes of them, twice what PCG64 asks for."""
+class _HashedSeed(bytes, ISeedSequence):
+    """A draw's key text, whose seed words are hashed from it: up to 64 bytes, twice what PCG64 asks for.
 
-    __slots__ = ("_material",)
+    It is the bytes themselves, so making one per draw runs no Python ``__init__``.
+    """
 
-    def __init__(self, material: bytes) -> None:
-        self._material = material
+    __slots__ = ()
 
     def generate_state(self, n_words: int, dtype: type = np.uint32) -> np.ndarray:
         little = _LITTLE_ENDIAN[dtype if dtype in _LITTLE_ENDIAN else np.dtype(dtype)]
-        words = np.frombuffer(hashlib.blake2b(self._material, digest_size=n_words * little.itemsize).digest(), little)
+        words = np.frombuffer(hashlib.blake2b(self, digest_size=n_words * little.itemsize).digest(), little)
         return words if little.isnative else words.astype(dtype)
 
 
