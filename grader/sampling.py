@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
@@ -25,8 +26,9 @@ from grader.distributions import DISTRIBUTIONS, fixed_value
 from grader.seeding import DrawKey
 from grader.spec import DimSpec, InputSpec, ProblemSpec, QuestionSpec
 from reference.errors import EvaluationError, ExpressionError, SamplingError
-from reference.evaluate import evaluate, evaluate_all
+from reference.evaluate import evaluate
 from reference.graph import Apply, Leaf, Node, leaf_names
+from reference.program import Program, compile_program
 
 MAX_ATTEMPTS = 100
 
@@ -40,6 +42,9 @@ class CompiledQuestion:
     arg_nodes: Mapping[str, Node]  # leaves: the problem's inputs and dimensions
     output_nodes: tuple[Node, ...]  # leaves: the question's arguments and the dimensions
     needed_inputs: tuple[str, ...]
+    computed_args: tuple[str, ...]  # the arguments that are nodes, computed from the inputs by ``arg_program``
+    arg_program: Program
+    output_program: Program
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,32 @@ class Trial:
 
 
 def compile_question(problem: ProblemSpec, question: QuestionSpec) -> CompiledQuestion:
-    """Resolve a question's arguments and outputs; raise ``ExpressionError`` naming the output at fault."""
+    """Resolve a question's arguments and outputs; raise ``ExpressionError`` naming the output at fault.
+
+    The same problem and question give the same compiled question, so each question's
+    graphs are resolved and compiled once however many plans are drawn from them.
+    """
+    return _compile(_Spec(problem, question))
+
+
+class _Spec:
+    """A problem and one of its questions as a cache key: specs hold dicts, so they are the same by identity."""
+
+    __slots__ = ("problem", "question")
+
+    def __init__(self, problem: ProblemSpec, question: QuestionSpec) -> None:
+        self.problem, self.question = problem, question
+
+    def __hash__(self) -> int:
+        return hash((id(self.problem), id(self.question)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Spec) and other.problem is self.problem and other.question is self.question
+
+
+@lru_cache(maxsize=1024)  # the key holds the specs, so an id is never reused while it is cached
+def _compile(spec: _Spec) -> CompiledQuestion:
+    problem, question = spec.problem, spec.question
     dims = frozenset(d.name for d in problem.dims)
     arg_nodes = {a: problem.graph.resolve_name(a, problem.variables) for a in question.args}
     leaves = frozenset(question.args) | dims
@@ -65,15 +95,18 @@ def compile_question(problem: ProblemSpec, question: QuestionSpec) -> CompiledQu
         except ExpressionError as exc:
             raise ExpressionError(f"output '{out.name}' ({out.text}): {exc}", exc.col) from None
     needed = set().union(*(leaf_names(n) for n in arg_nodes.values())) if arg_nodes else set()
+    computed = {a: n for a, n in arg_nodes.items() if not isinstance(n, Leaf)}
     return CompiledQuestion(problem, question, arg_nodes, tuple(outputs),
-                            tuple(name for name in problem.inputs if name in needed))
+                            tuple(name for name in problem.inputs if name in needed), tuple(computed),
+                            compile_program(tuple(computed.values())), compile_program(outputs))
 
 
 def draw_trials(cq: CompiledQuestion, seed: int, trials: int | None = None) -> list[Trial]:
     """The question's random trials (``trials`` of them, default the spec's), then its fixed cases."""
     n = cq.question.trials if trials is None else trials
-    random = [draw_trial(cq, seed, i) for i in range(n)]
-    return random + [draw_trial(cq, seed, n + j, case) for j, case in enumerate(cq.question.cases)]
+    with np.errstate(all="ignore"):  # as in draw_trial, set once for all the trials
+        random = [_draw_trial(cq, seed, i) for i in range(n)]
+        return random + [_draw_trial(cq, seed, n + j, case) for j, case in enumerate(cq.question.cases)]
 
 
 def draw_variants(cq: CompiledQuestion, trial: Trial, count: int) -> list[Trial]:
@@ -84,12 +117,19 @@ def draw_variants(cq: CompiledQuestion, trial: Trial, count: int) -> list[Trial]
     """
     over = set(cq.question.compare.over)
     fixed = {**trial.dims, **{a: v for a, v in trial.args.items() if a not in over}}
-    return [draw_trial(cq, trial.seed, trial.index, fixed, variant=j + 1) for j in range(count)]
+    with np.errstate(all="ignore"):  # as in draw_trial, set once for all the variants
+        return [_draw_trial(cq, trial.seed, trial.index, fixed, variant=j + 1) for j in range(count)]
 
 
 def draw_trial(cq: CompiledQuestion, seed: int, index: int, case: Mapping[str, Any] | None = None,
                variant: int = 0) -> Trial:
     """One trial, redrawn until it stays clear of every kink; raise ``SamplingError`` if it never does."""
+    with np.errstate(all="ignore"):  # non-finite values are judged here, not warned about
+        return _draw_trial(cq, seed, index, case, variant)
+
+
+def _draw_trial(cq: CompiledQuestion, seed: int, index: int, case: Mapping[str, Any] | None = None,
+                variant: int = 0) -> Trial:
     best: tuple[float, str] = (-np.inf, "")  # the rejected draw that came nearest to acceptance
     for attempt in range(MAX_ATTEMPTS):
         trial, closest = _attempt(cq, seed, index, attempt, case, variant)
@@ -105,15 +145,16 @@ def draw_trial(cq: CompiledQuestion, seed: int, index: int, case: Mapping[str, A
 
 
 class _KinkTracker:
-    """Remembers the op application that came closest to its kink."""
+    """Remembers the op application that came closest to its kink (``observe`` sees every one)."""
 
     def __init__(self) -> None:
         self.closest: tuple[float, str] = (np.inf, "")
 
-    def __call__(self, node: Apply, args: tuple[np.ndarray, ...]) -> None:
-        if node.op.kink is None:
+    def observe(self, node: Apply, args: tuple[np.ndarray, ...]) -> None:
+        kink = node.op.kink
+        if kink is None:
             return
-        d = float(node.op.kink(*args, **node.params))
+        d = float(kink(*args, **node.params))
         d = 0.0 if math.isnan(d) else d
         if d < self.closest[0]:
             self.closest = (d, f"{node.op.kink_where} in '{node.text}'")
@@ -135,8 +176,10 @@ def _key(cq: CompiledQuestion, seed: int, index: int, attempt: int, variant: int
 def _draw_inputs(cq: CompiledQuestion, key: DrawKey, dims: Mapping[str, int],
                  case: Mapping[str, Any]) -> dict[str, np.ndarray]:
     env: dict[str, np.ndarray] = {d: np.asarray(float(v)) for d, v in dims.items()}
+    drawn = [name for name in cq.needed_inputs if case.get(name) is None]
+    rngs = dict(zip(drawn, key.generators(drawn)))
     for name in cq.needed_inputs:
-        env[name] = _draw_input(cq.problem.inputs[name], dims, key, case.get(name))
+        env[name] = _draw_input(cq.problem.inputs[name], dims, rngs.get(name), case.get(name))
     return env
 
 
@@ -157,14 +200,14 @@ def _complete(cq: CompiledQuestion, seed: int, index: int, attempt: int, dims: M
 
 def _arguments(cq: CompiledQuestion, env: Mapping[str, np.ndarray], tracker: _KinkTracker) -> dict[str, np.ndarray]:
     """The question's arguments: an input or a dimension is its drawn value, a node is computed from them."""
-    nodes = {a: n for a, n in cq.arg_nodes.items() if not isinstance(n, Leaf)}
-    computed = dict(zip(nodes, evaluate_all(list(nodes.values()), env, tracker))) if nodes else {}
+    computed = dict(zip(cq.computed_args, cq.arg_program.evaluate(env, tracker.observe))) if cq.computed_args \
+        else {}
     return {a: computed[a] if a in computed else env[a] for a in cq.arg_nodes}
 
 
 def _all_finite(values: tuple[np.ndarray, ...]) -> bool:
     # One check over all the values together: a check per small array costs more than the check itself.
-    return bool(np.isfinite(np.concatenate([v.ravel() for v in values])).all())
+    return bool(np.logical_and.reduce(np.isfinite(np.concatenate(values, axis=None)), axis=None))
 
 
 ROUNDABLE = frozenset({"normal", "uniform"})  # rounding other draws would break what they guarantee
@@ -189,7 +232,8 @@ def simpler_trial(cq: CompiledQuestion, trial: Trial, smallest: bool, decimals: 
             if cq.problem.inputs[name].dist in ROUNDABLE and name not in case:
                 env[name] = np.round(env[name], decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
     try:
-        return _complete(cq, trial.seed, trial.index, trial.attempt, dims, env, trial.case)[0]
+        with np.errstate(all="ignore"):  # as in draw_trial
+            return _complete(cq, trial.seed, trial.index, trial.attempt, dims, env, trial.case)[0]
     except (EvaluationError, SamplingError):
         return None
 
@@ -197,7 +241,7 @@ def simpler_trial(cq: CompiledQuestion, trial: Trial, smallest: bool, decimals: 
 def _expected(cq: CompiledQuestion, env: Mapping[str, np.ndarray], tracker: _KinkTracker
               ) -> tuple[np.ndarray, ...]:
     try:
-        return tuple(evaluate_all(cq.output_nodes, env, tracker))
+        return tuple(cq.output_program.evaluate(env, tracker.observe))
     except EvaluationError:  # say which output: evaluated alone, the failing one raises again
         for i, node in enumerate(cq.output_nodes):
             try:
@@ -220,7 +264,8 @@ def _draw_dims(specs: tuple[DimSpec, ...], key: DrawKey, smallest: bool, case: M
     rng: np.random.Generator | None = None  # built only if some dimension is drawn
     dims: dict[str, int] = {}
     for d in specs:
-        low, high = (b if isinstance(b, int) else dims[b] for b in (d.low, d.high))
+        low = d.low if isinstance(d.low, int) else dims[d.low]
+        high = d.high if isinstance(d.high, int) else dims[d.high]
         if d.name in case:
             dims[d.name] = int(case[d.name])
         elif low > high:
@@ -233,14 +278,14 @@ def _draw_dims(specs: tuple[DimSpec, ...], key: DrawKey, smallest: bool, case: M
     return dims
 
 
-def _draw_input(spec: InputSpec, dims: Mapping[str, int], key: DrawKey, fixed: Any) -> np.ndarray:
-    """The input ``spec`` drawn from its own generator (its name added to the attempt's ``key``), or ``fixed``."""
+def _draw_input(spec: InputSpec, dims: Mapping[str, int], rng: np.random.Generator | None, fixed: Any
+                ) -> np.ndarray:
+    """The input ``spec`` drawn from its own generator (its name added to the attempt's key), or ``fixed``."""
     shape = tuple([s if isinstance(s, int) else dims[s] for s in spec.shape])
     if fixed is not None:  # a case's value, or an example held fixed under the parameter redraws
         return fixed_value(fixed, shape)
-    dist = DISTRIBUTIONS[spec.dist]
     try:
-        return np.asarray(dist.draw(key.child(spec.name).generator(), shape, spec.options), dtype=np.float64)
+        return np.asarray(DISTRIBUTIONS[spec.dist].draw(rng, shape, spec.options), dtype=np.float64)
     except SamplingError as exc:
         raise SamplingError(f"input '{spec.name}': {exc}") from None
 

@@ -10,36 +10,40 @@ an unrelated stream, so adding one never changes the others.
 
 Building a ``SeedSequence`` per draw costs about 20 µs, and a grading plan makes
 thousands of draws; hashing the parts and handing the words to PCG64 through the
-``ISeedSequence`` interface costs about 2 µs.
+``ISeedSequence`` interface costs about 2 µs. A trial draws each input from a
+child of one key, so ``generators`` writes that key's text once for all of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from numpy.random.bit_generator import ISeedSequence
 
 Part = int | str
 
-# The word types a seed sequence is asked for, read little-endian on every machine,
-# so that big- and little-endian machines draw the same numbers.
-_LITTLE_ENDIAN = {np.dtype(np.uint32): np.dtype("<u4"), np.dtype(np.uint64): np.dtype("<u8")}
+# The word types a seed sequence is asked for (by type, as PCG64 asks, or by dtype),
+# read little-endian on every machine, so that big- and little-endian machines draw
+# the same numbers.
+_LITTLE_ENDIAN = {key: np.dtype(little) for word, little in ((np.uint32, "<u4"), (np.uint64, "<u8"))
+                  for key in (word, np.dtype(word))}
 
 
-class _HashedSeed(ISeedSequence):
-    """Seed words hashed from a draw's key: up to 64 bytes of them, twice what PCG64 asks for."""
+class _HashedSeed(bytes, ISeedSequence):
+    """A draw's key text, whose seed words are hashed from it: up to 64 bytes, twice what PCG64 asks for.
 
-    __slots__ = ("_material",)
+    It is the bytes themselves, so making one per draw runs no Python ``__init__``.
+    """
 
-    def __init__(self, material: bytes) -> None:
-        self._material = material
+    __slots__ = ()
 
     def generate_state(self, n_words: int, dtype: type = np.uint32) -> np.ndarray:
-        little = _LITTLE_ENDIAN[np.dtype(dtype)]
-        digest = hashlib.blake2b(self._material, digest_size=n_words * little.itemsize).digest()
-        return np.frombuffer(digest, dtype=little).astype(dtype, copy=False)
+        little = _LITTLE_ENDIAN[dtype if dtype in _LITTLE_ENDIAN else np.dtype(dtype)]
+        words = np.frombuffer(hashlib.blake2b(self, digest_size=n_words * little.itemsize).digest(), little)
+        return words if little.isnative else words.astype(dtype)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,4 +57,15 @@ class DrawKey:
         return DrawKey(self.parts + parts)
 
     def generator(self) -> np.random.Generator:
-        return np.random.Generator(np.random.PCG64(_HashedSeed(repr(self.parts).encode())))
+        return _generator(repr(self.parts))
+
+    def generators(self, children: Sequence[Part]) -> list[np.random.Generator]:
+        """The generator of ``self.child(part)`` for each part of ``children``."""
+        if not self.parts:
+            return [self.child(part).generator() for part in children]
+        head = repr((*self.parts, None))[:-5]  # "(1, 'p', " : a child's text is this, its part and ")"
+        return [_generator(f"{head}{part!r})") for part in children]
+
+
+def _generator(text: str) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(_HashedSeed(text.encode())))

@@ -43,6 +43,21 @@ class Related:
 
 
 @dataclass(frozen=True)
+class PerArgVjp:
+    """A VJP written as one function per argument, ``(g, out, *args, **params) -> cotangent``.
+
+    Called, it returns every argument's cotangent, like any VJP; a backward pass that
+    knows which arguments lie on the path calls only their functions (the exponent of
+    ``x ** 2`` or the factor of ``5 * x`` needs no cotangent).
+    """
+
+    each: tuple[Callable[..., Array], ...]
+
+    def __call__(self, g: Array, out: Array, *args: Array, **params: Any) -> tuple[Array, ...]:
+        return tuple([f(g, out, *args, **params) for f in self.each])
+
+
+@dataclass(frozen=True)
 class Op:
     """One differentiable operation."""
 
@@ -67,18 +82,19 @@ class Op:
 
 
 # The helpers below run for every op application of every trial, on small arrays, so
-# they call array methods (np.abs(x).min(), (x > 0).all()) rather than the np.min /
-# np.all wrappers, which cost more than the arithmetic; the values are the same.
+# they call the ufuncs' reductions (np.add.reduce, np.minimum.reduce) rather than the
+# np.sum / np.min wrappers or the array methods, which cost more than the arithmetic;
+# the values are the same, as the wrappers call the same reductions.
 
 
 def _min_abs(x: Array) -> float:
     x = np.asarray(x)
-    return float(np.abs(x).min()) if x.size else INF
+    return float(np.minimum.reduce(np.abs(x), axis=None)) if x.size else INF
 
 
 def _in_positive_domain(x: Array) -> float:
     """Infinitely far from trouble while x > 0 (any positive value is differentiable), else 0."""
-    return INF if np.asarray(x > 0).all() else 0.0
+    return INF if np.logical_and.reduce(np.greater(x, 0), axis=None) else 0.0
 
 
 def unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
@@ -95,7 +111,7 @@ def unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
 
 def _expand(g: Array, x: Array, axis: int | None) -> Array:
     """The cotangent of a reduction repeated over the reduced axis: a new array of ``x``'s shape."""
-    out = np.empty(np.shape(x))
+    out = np.empty(x.shape)
     out[...] = g if axis is None else np.expand_dims(g, axis)  # np.broadcast_to costs more than this copy
     return out
 
@@ -115,14 +131,14 @@ def _sigmoid(x: Array) -> Array:
 
 
 def _softmax(x: Array, axis: int) -> Array:
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(x - np.maximum.reduce(x, axis=axis, keepdims=True))
+    return e / np.add.reduce(e, axis=axis, keepdims=True)
 
 
 def _logsumexp(x: Array, axis: int | None) -> Array:
-    m = np.max(x, axis=axis, keepdims=True)
-    out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
-    return out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
+    m = np.maximum.reduce(x, axis=axis, keepdims=True)
+    out = m + np.log(np.add.reduce(np.exp(x - m), axis=axis, keepdims=True))
+    return out.reshape(()) if axis is None else out.squeeze(axis=axis)
 
 
 def _top_gap(x: Array, axis: int | None) -> float:
@@ -143,30 +159,42 @@ def _log_base(a: Array) -> Array:
 def _pow_kink(a: Array, b: Array) -> float:
     # Whole exponents >= 1 are smooth everywhere; whole exponents <= 0 have a
     # pole at 0; any other exponent needs a > 0 to be real and differentiable.
-    if np.asarray(b == np.rint(b)).all():  # np.round to 0 decimals is np.rint
-        return INF if np.asarray(b >= 1).all() else _min_abs(a)
+    if _whole(b):
+        return INF if np.logical_and.reduce(np.greater_equal(b, 1), axis=None) else _min_abs(a)
     return _in_positive_domain(a)
 
 
+def _whole(b: Array) -> bool:
+    """Whether every entry of ``b`` equals ``np.rint(b)``: a whole number, or an infinity."""
+    if np.ndim(b) == 0:  # the usual constant exponent (x ** 2), without NumPy's cost per call
+        v = float(b)
+        return v.is_integer() or math.isinf(v)
+    return bool(np.logical_and.reduce(np.equal(b, np.rint(b)), axis=None))
+
+
 def _as_2d(a: Array, b: Array) -> tuple[Array, Array]:
-    if not (1 <= a.ndim <= 2 and 1 <= b.ndim <= 2):
-        raise EvaluationError(f"@ takes vectors and matrices only, got shapes {a.shape} @ {b.shape}"
-                              + ("; multiply a scalar with *" if 0 in (a.ndim, b.ndim) else ""))
+    """The operands of ``a @ b`` as matrices: a vector on the left is a row, on the right a column."""
     return (a if a.ndim == 2 else a.reshape(1, -1)), (b if b.ndim == 2 else b.reshape(-1, 1))
 
 
 def _matmul(a: Array, b: Array) -> Array:
-    a2, b2 = _as_2d(a, b)
-    if a2.shape[1] != b2.shape[0]:
-        raise EvaluationError(f"shapes {a.shape} @ {b.shape} do not fit: inner sizes {a2.shape[1]} and "
-                              f"{b2.shape[0]} differ")
+    if not (1 <= a.ndim <= 2 and 1 <= b.ndim <= 2):
+        raise EvaluationError(f"@ takes vectors and matrices only, got shapes {a.shape} @ {b.shape}"
+                              + ("; multiply a scalar with *" if 0 in (a.ndim, b.ndim) else ""))
+    if a.shape[-1] != b.shape[0]:  # the inner sizes, a vector being a row on the left and a column on the right
+        raise EvaluationError(f"shapes {a.shape} @ {b.shape} do not fit: inner sizes {a.shape[-1]} and "
+                              f"{b.shape[0]} differ")
     return np.asarray(np.matmul(a, b))
 
 
-def _matmul_vjp(g: Array, out: Array, a: Array, b: Array) -> tuple[Array, Array]:
+def _matmul_vjp_a(g: Array, out: Array, a: Array, b: Array) -> Array:
+    a2, b2 = _as_2d(a, b)  # the forward has checked the shapes
+    return (g.reshape(a2.shape[0], b2.shape[1]) @ b2.T).reshape(a.shape)
+
+
+def _matmul_vjp_b(g: Array, out: Array, a: Array, b: Array) -> Array:
     a2, b2 = _as_2d(a, b)
-    g2 = np.reshape(g, (a2.shape[0], b2.shape[1]))
-    return (g2 @ b2.T).reshape(a.shape), (a2.T @ g2).reshape(b.shape)
+    return (a2.T @ g.reshape(a2.shape[0], b2.shape[1])).reshape(b.shape)
 
 
 def _diag_forward(a: Array) -> Array:
@@ -313,36 +341,38 @@ def _vector_pair(rng: np.random.Generator) -> list[Sample]:
 def _registry() -> dict[str, Op]:
     ops = [
         # arithmetic (broadcasting like NumPy; cotangents are summed back)
-        Op("add", 2, np.add, lambda g, o, a, b: (unbroadcast(g, a.shape), unbroadcast(g, b.shape)),
+        Op("add", 2, np.add, PerArgVjp((lambda g, o, a, b: unbroadcast(g, a.shape),
+                                        lambda g, o, a, b: unbroadcast(g, b.shape))),
            lambda t, a, b: a + b, _binary(), doc="a + b"),
-        Op("sub", 2, np.subtract, lambda g, o, a, b: (unbroadcast(g, a.shape), unbroadcast(-g, b.shape)),
+        Op("sub", 2, np.subtract, PerArgVjp((lambda g, o, a, b: unbroadcast(g, a.shape),
+                                             lambda g, o, a, b: unbroadcast(-g, b.shape))),
            lambda t, a, b: a - b, _binary(), doc="a - b"),
         Op("mul", 2, np.multiply,
-           lambda g, o, a, b: (unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)),
+           PerArgVjp((lambda g, o, a, b: unbroadcast(g * b, a.shape), lambda g, o, a, b: unbroadcast(g * a, b.shape))),
            lambda t, a, b: a * b, _binary(), doc="a * b"),
         Op("div", 2, np.divide,
-           lambda g, o, a, b: (unbroadcast(g / b, a.shape), unbroadcast(-g * o / b, b.shape)),
+           PerArgVjp((lambda g, o, a, b: unbroadcast(g / b, a.shape),
+                      lambda g, o, a, b: unbroadcast(-g * o / b, b.shape))),
            lambda t, a, b: a / b, _binary(positive_b=True),
            kink=lambda a, b: _min_abs(b), kink_where="a / b at b = 0", doc="a / b"),
         Op("pow", 2, np.power,
-           lambda g, o, a, b: (
-               unbroadcast(g * b * np.power(a, b - 1.0), a.shape),
-               unbroadcast(g * o * _log_base(a), b.shape),
-           ),
+           PerArgVjp((lambda g, o, a, b: unbroadcast(g * b * np.power(a, b - 1.0), a.shape),
+                      lambda g, o, a, b: unbroadcast(g * o * _log_base(a), b.shape))),
            lambda t, a, b: a**b, _pow_samples,
            kink=_pow_kink, kink_where="a ** b at a = 0 (and a < 0 for non-integer b)", doc="a ** b"),
-        Op("matmul", 2, _matmul, _matmul_vjp, lambda t, a, b: a @ b, _matmul_samples, doc="a @ b (vectors and matrices)"),
+        Op("matmul", 2, _matmul, PerArgVjp((_matmul_vjp_a, _matmul_vjp_b)), lambda t, a, b: a @ b, _matmul_samples,
+           doc="a @ b (vectors and matrices)"),
         Op("neg", 1, np.negative, lambda g, o, a: (-g,), lambda t, a: -a, _unary(), doc="-a"),
         Op("transpose", 1, lambda a: a.T.copy(), lambda g, o, a: (g.T,), lambda t, a: a.t() if a.ndim == 2 else a,
            _unary(), doc="a.T"),
         # reductions: axis=None reduces everything
-        Op("sum", 1, lambda a, axis=None: np.asarray(np.sum(a, axis=axis)),
+        Op("sum", 1, lambda a, axis=None: np.asarray(np.add.reduce(a, axis=axis)),
            lambda g, o, a, axis=None: (_expand(g, a, axis),),
            _torch_reduce("sum"), _reduce_samples, params={"axis": None}, doc="sum(a, axis=None)"),
-        Op("mean", 1, lambda a, axis=None: np.asarray(np.mean(a, axis=axis)),
-           lambda g, o, a, axis=None: (_expand(g, a, axis) * (np.size(o) / np.size(a)),),
+        Op("mean", 1, lambda a, axis=None: np.asarray(a.mean(axis=axis)),
+           lambda g, o, a, axis=None: (_expand(g, a, axis) * (o.size / a.size),),
            _torch_reduce("mean"), _reduce_samples, params={"axis": None}, doc="mean(a, axis=None)"),
-        Op("max", 1, lambda a, axis=None: np.asarray(np.max(a, axis=axis)),
+        Op("max", 1, lambda a, axis=None: np.asarray(np.maximum.reduce(a, axis=axis)),
            lambda g, o, a, axis=None: (_expand(g, a, axis) * (a == _expand(o, a, axis)),),
            _torch_max, _reduce_samples, params={"axis": None},
            kink=lambda a, axis=None: _top_gap(a, axis), kink_where="max at a tie", doc="max(a, axis=None)"),
@@ -351,7 +381,7 @@ def _registry() -> dict[str, Op]:
            lambda t, a, axis=None: t.logsumexp(a.reshape(-1), dim=0) if axis is None else t.logsumexp(a, dim=axis),
            _reduce_samples, params={"axis": None}, doc="log(sum(exp(a), axis)), computed stably"),
         Op("softmax", 1, lambda a, axis=-1: _softmax(a, axis),
-           lambda g, o, a, axis=-1: (o * (g - np.sum(g * o, axis=axis, keepdims=True)),),
+           lambda g, o, a, axis=-1: (o * (g - np.add.reduce(g * o, axis=axis, keepdims=True)),),
            lambda t, a, axis=-1: t.softmax(a, dim=axis),
            lambda rng: [((_draw(rng, (4,)),), {}), ((_draw(rng, (3, 2)),), {"axis": 0})],
            params={"axis": -1}, doc="exp(a) / sum(exp(a)) along axis (default last), computed stably",
@@ -389,14 +419,17 @@ def _registry() -> dict[str, Op]:
         Op("abs", 1, np.abs, lambda g, o, a: (g * np.sign(a),), lambda t, a: t.abs(a), _unary(),
            kink=_min_abs, kink_where="abs at 0", chain_factor=True),
         Op("maximum", 2, np.maximum,
-           lambda g, o, a, b: (unbroadcast(g * (a > b), a.shape), unbroadcast(g * (a < b), b.shape)),
+           PerArgVjp((lambda g, o, a, b: unbroadcast(g * (a > b), a.shape),
+                      lambda g, o, a, b: unbroadcast(g * (a < b), b.shape))),
            lambda t, a, b: t.maximum(a, b), _binary(),
            kink=lambda a, b: _min_abs(np.subtract(a, b)), kink_where="maximum where a = b",
            doc="element-wise larger of a and b"),
         # linear algebra
-        Op("dot", 2, _dot, lambda g, o, a, b: (g * b, g * a), lambda t, a, b: t.dot(a, b), _vector_pair_same,
+        Op("dot", 2, _dot, PerArgVjp((lambda g, o, a, b: g * b, lambda g, o, a, b: g * a)),
+           lambda t, a, b: t.dot(a, b), _vector_pair_same,
            doc="inner product of two vectors"),
-        Op("outer", 2, _outer, lambda g, o, a, b: (g @ b, g.T @ a), lambda t, a, b: t.outer(a, b), _vector_pair,
+        Op("outer", 2, _outer, PerArgVjp((lambda g, o, a, b: g @ b, lambda g, o, a, b: g.T @ a)),
+           lambda t, a, b: t.outer(a, b), _vector_pair,
            doc="outer product a b^T of two vectors"),
         Op("diag", 1, _diag_forward, _diag_vjp, lambda t, a: t.diag(a),
            lambda rng: [((_draw(rng, (4,)),), {}), ((_draw(rng, (3, 3)),), {}), ((_draw(rng, (3, 2)),), {})],

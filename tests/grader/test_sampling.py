@@ -9,8 +9,9 @@ import pytest
 
 from grader.distributions import DISTRIBUTIONS
 from grader.sampling import compile_question, draw_trial, draw_trials
-from grader.spec import load_problem_set
+from grader.spec import ProblemSpec, QuestionSpec, load_problem_set
 from reference.errors import SamplingError
+from reference.evaluate import evaluate
 
 from tests.helpers import BUNDLED, write_spec
 
@@ -142,3 +143,45 @@ def test_a_trial_is_drawn_alike_alone_and_among_the_others(questions: dict) -> N
     every = draw_trials(cq, 4, trials=5)
     assert _same([draw_trial(cq, 4, 3)], [every[3]])
     assert _same([draw_trial(cq, 4, 6, cq.question.cases[1])], [every[6]])
+
+
+# --- compiled questions: cached per spec object, never shared between specs ----------
+
+
+def test_a_question_is_compiled_once_per_problem_and_question(tmp_path: Path) -> None:
+    ps = load_problem_set(write_spec(tmp_path, SPEC))
+    (p, q1), (_, q2) = list(ps.questions())[:2]
+    assert compile_question(p, q1) is compile_question(p, q1)
+    assert compile_question(p, q2).output_program is not compile_question(p, q1).output_program
+    again = load_problem_set(write_spec(tmp_path, SPEC))  # the same files loaded again: other objects
+    p_again, q_again = next(again.questions())
+    assert compile_question(p_again, q_again) is not compile_question(p, q1)
+    assert _same(draw_trials(compile_question(p_again, q_again), 3), draw_trials(compile_question(p, q1), 3))
+
+
+def test_problem_sets_with_the_same_names_never_share_a_program(tmp_path: Path) -> None:
+    # same problem name, function and arguments: only what the question returns differs
+    spec = "problem: s\ndims: {n: [2, 4]}\ninputs:\n  x: {shape: [n]}\nquestions:\n  - function: f\n    args: [x]\n"
+    one = load_problem_set(write_spec(tmp_path, spec + "    returns: 2 * x\n", "one.yaml"))
+    other = load_problem_set(write_spec(tmp_path, spec + "    returns: 3 * x\n", "other.yaml"))
+    for ps, factor in ((one, 2.0), (other, 3.0), (one, 2.0)):
+        for t in draw_trials(compile_question(*next(ps.questions())), 5):
+            np.testing.assert_array_equal(t.expected[0], factor * t.args["x"])
+
+
+def test_every_bundled_expected_value_is_what_the_reference_computes_from_the_trial() -> None:
+    # the plan's compiled, cached programs against the graphs resolved and evaluated anew
+    cached, fresh = load_problem_set(BUNDLED), load_problem_set(BUNDLED)
+    for (p, q), (p2, q2) in zip(cached.questions(), fresh.questions(), strict=True):
+        cq, nodes = compile_question(p, q), _resolved_outputs(p2, q2)
+        for t in draw_trials(cq, 3, trials=2):
+            env = {**{d: np.asarray(float(v)) for d, v in t.dims.items()}, **t.args}
+            for got, node in zip(t.expected, nodes, strict=True):
+                value = evaluate(node, env)
+                assert got.dtype == value.dtype and got.shape == value.shape, q.function
+                assert got.tobytes() == value.tobytes(), q.function
+
+
+def _resolved_outputs(p: ProblemSpec, q: QuestionSpec) -> list:
+    leaves = frozenset(q.args) | {d.name for d in p.dims}
+    return [p.graph.resolve(out.expr, leaves) for out in q.outputs]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.seeding import DrawKey
+from grader.seeding import DrawKey, _HashedSeed
 
 
 def _raw(key: DrawKey) -> list[int]:
@@ -40,3 +40,23 @@ def test_the_generator_draws_like_any_numpy_generator() -> None:
     rng = DrawKey((3, "p")).generator()
     x = rng.standard_normal(20000)
     assert abs(float(np.mean(x))) < 0.05 and abs(float(np.std(x)) - 1.0) < 0.05
+
+
+def test_the_generators_of_children_are_the_children_s_own() -> None:
+    # generators() writes the parent's text once; the streams must be those of child(part).generator()
+    for parts in [(), (7,), ("p",), (1, "reg", "reg_grads", 0, 3, 2), ("it's", 'say "x"', -4)]:
+        key, children = DrawKey(parts), ["W1", 3, "", "a'b", "x)"]
+        assert [_raw_of(g) for g in key.generators(children)] == [_raw(key.child(c)) for c in children], parts
+
+
+def _raw_of(rng: np.random.Generator) -> list[int]:
+    return rng.bit_generator.random_raw(3).tolist()
+
+
+def test_seed_words_do_not_depend_on_how_their_type_is_named() -> None:
+    seed = _HashedSeed(b"(1, 'p')")
+    for word in ("uint32", "uint64"):
+        expected = seed.generate_state(4, np.dtype(word))
+        for named in (getattr(np, word), word):
+            got = seed.generate_state(4, named)
+            assert got.dtype == np.dtype(word) and got.tolist() == expected.tolist()

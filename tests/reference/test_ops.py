@@ -10,7 +10,7 @@ import pytest
 
 from grader.torch_eval import check_forward_torch, check_op_torch, check_vjp_torch
 from reference.gradcheck import Mismatch, check_op_fd, check_op_samples, compare_arrays, kink_distance
-from reference.ops import OPS, Op
+from reference.ops import OPS, Op, PerArgVjp
 
 NAMES = sorted(OPS)
 KINKED = sorted(name for name, op in OPS.items() if op.kink is not None)
@@ -82,3 +82,23 @@ def test_compare_arrays_matches_nan_only_with_nan_in_the_same_place() -> None:
     assert compare_arrays("a", np.array([nan, 1.0]), np.array([nan, 1.0]), rtol=1e-5, atol=1e-6) is None
     found = compare_arrays("a", np.array([nan, 1.0]), np.array([1.0, nan]), rtol=1e-5, atol=1e-6)
     assert found is not None and found.index == (0,)
+
+
+@pytest.mark.parametrize("exponent", [2.0, 3.0, 0.5, -1.0, 0.0, -0.0, -2.5, np.inf, -np.inf, np.nan, 2.0**53 + 2])
+def test_pow_kink_of_a_scalar_exponent_is_that_of_the_same_exponent_as_an_array(exponent: float) -> None:
+    # a 0-d exponent takes a shortcut past NumPy; it must decide as the array path does
+    pow_ = OPS["pow"]
+    for base in (np.array([0.5, -2.0, 3.0]), np.array([0.0, 1.0]), np.array([2.0, 4.0])):
+        assert pow_.kink(base, np.asarray(exponent)) == pow_.kink(base, np.asarray([exponent]))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, op in OPS.items() if isinstance(op.vjp, PerArgVjp)))
+def test_a_per_argument_vjp_is_its_functions_called_in_order(name: str) -> None:
+    op = OPS[name]
+    for args, params in op.samples(_rng(name)):
+        out = np.asarray(op.forward(*args, **params))
+        g = _rng(name + "g").normal(size=out.shape)
+        whole = op.vjp(g, out, *args, **params)
+        assert len(whole) == len(args) == len(op.vjp.each)
+        for ct, each in zip(whole, op.vjp.each):
+            np.testing.assert_array_equal(ct, each(g, out, *args, **params))
