@@ -12,14 +12,13 @@ bubblewrap or unshare namespaces) and, where one can be made, in a pids cgroup
 
 This module holds the public results and the ``Sandbox`` that ties the parts
 together: starting and watching worker processes is ``grader.sandbox_process``,
-the wire format and its validation is ``grader.sandbox_protocol``.
+the wire format and its validation is ``grader.sandbox_protocol``, and following
+a request's answers as they stream back is ``grader.sandbox_stream``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
 import os
 import tempfile
 import time
@@ -36,16 +35,15 @@ from grader.prestart import Booted, start_worker
 from grader.process_cgroup import PidsCgroup
 
 # Limits, worker_command, worker_environment, rlimit_plan and SandboxError are public here too
-from grader.sandbox_process import (KiB, MiB, Limits, SandboxError, Worker, describe_exit, kill_workers, release,
-                                    remove_tree, rlimit_plan, size, worker_command, worker_environment)
-from grader.sandbox_protocol import (LOADED, LOADING, MAX_TEXT, Answer, EncodedCalls, Malformed, clean, encode_calls,
-                                     fields, line_number, read_answer, read_results, request, split_payload, where)
+from grader.sandbox_process import (Limits, SandboxError, Worker, describe_exit, kill_workers, release, remove_tree,
+                                    rlimit_plan, size, worker_command, worker_environment)
+from grader.sandbox_protocol import (LOADED, LOADING, MAX_TEXT, Answer, Malformed, clean, fields, line_number, request,
+                                     split_payload, where)
+# Batch is public here too: what run() takes
+from grader.sandbox_stream import FLUSH_AFTER, HEADER_CAP, SLACK, Batch, Progress, Stream
 
 STATUSES = ("ok", "error", "timeout", "crashed", "missing", "forbidden")
 STARTUP_TIMEOUT = 30.0  # python + numpy on a cold disk; no student code runs before the first event
-HEADER_CAP = 4 * MiB  # the worker caps every message and list and sends waiting answers past 1 MiB: far smaller
-FLUSH_AFTER = 0.01  # s: the worker sends waiting answers once the oldest is this old, or a call has run this long
-SLACK = 0.25  # s beyond a call's timeout before its answer is given up on: the worker's sending may lag the call
 
 
 @dataclass(frozen=True)
@@ -254,13 +252,13 @@ class Sandbox:
         them. Stopping the iteration early stops the worker.
         """
         self._check_open()
-        todo = [_Progress(b) for b in batches]
+        todo = [Progress(b) for b in batches]
         functions = self.load().functions
         for p in todo:
             while p.next is not None and p.batch.function not in functions:
                 # as many answers as a loop over call would get
                 p.settle(_failed("missing", f"there is no function named {p.batch.function!r} in {self._filename}"))
-        stream: _Stream | None = None
+        stream: Stream | None = None
         try:
             for p in todo:
                 while p.next is not None:
@@ -275,7 +273,7 @@ class Sandbox:
 
     # -- internals --
 
-    def _send_calls(self, todo: list[_Progress]) -> _Stream | None:
+    def _send_calls(self, todo: list[Progress]) -> Stream | None:
         """Send every batch of ``todo`` from its next call on, in one request; None when no worker could start."""
         if self._worker is None:
             started = self._start()
@@ -292,7 +290,8 @@ class Sandbox:
             parts.append(p.batch.header(p.base + (first or 0), first or 0, p.each))
         header = '{"cmd": "calls", "flush_after": %r, "max_elements": %d, "batches": [%s]}' % (
             FLUSH_AFTER, self._limits.max_output_elements, ", ".join(parts))
-        stream = _Stream(self, worker, todo, time.monotonic())
+        stream = Stream(worker, todo, time.monotonic(), self._limits.max_output_elements, self._answer, self._failure,
+                        self._stop)
         try:
             failure = worker.send(request(header.encode("utf-8"), [p.batch.calls.blob_from(p.next or 0) for p in todo]),
                                   stream.mark + todo[0].batch.timeout + SLACK)
@@ -418,161 +417,6 @@ class Sandbox:
     def _check_open(self) -> None:
         if not self._release.alive:
             raise SandboxError("this sandbox was closed; start a new one")
-
-
-@dataclass(frozen=True)
-class _Order:
-    """Which call of a batch runs after which: the rule the worker follows too (``worker.run_batch``)."""
-
-    ends: tuple[int, ...]  # for each call, the index just past its group
-    stop_on: frozenset[str]
-
-    def first(self) -> int | None:
-        return 0 if self.ends else None
-
-    def after(self, k: int, status: str) -> int | None:
-        """The call after call ``k`` ended with ``status``, or None when the batch is over."""
-        if status in ("timeout", "crashed") or status in self.stop_on:
-            return None
-        following = k + 1 if status == "ok" else self.ends[k]
-        return following if following < len(self.ends) else None
-
-    def sizes(self, first: int) -> list[int]:
-        """The sizes of the groups from call ``first`` (the start of a group) on."""
-        starts = [first, *sorted(set(self.ends[first:]))]
-        return [b - a for a, b in zip(starts, starts[1:])]
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Calls of one function to run in a row, encoded once: ``Batch.of`` checks and makes one.
-
-    ``groups``: the sizes of consecutive runs of calls; a call that is not ok skips the rest
-    of its run. ``stop_on``: statuses (of "error", "missing", "forbidden") that end the batch.
-    """
-
-    function: str
-    calls: EncodedCalls
-    n_outputs: int | None
-    timeout: float
-    order: _Order
-
-    @staticmethod
-    def of(function: str, calls: Sequence[Sequence[tuple[str, np.ndarray | int | float]]], n_outputs: int | None,
-           timeout: float, groups: Sequence[int] | None = None, stop_on: Collection[str] = ()) -> Batch:
-        sizes = [1] * len(calls) if groups is None else list(groups)
-        if (not (n_outputs is None or (type(n_outputs) is int and n_outputs >= 1)) or not timeout > 0
-                or any(type(n) is not int or n < 1 for n in sizes) or sum(sizes) != len(calls)
-                or not set(stop_on) <= {"error", "missing", "forbidden"}):
-            raise SandboxError(f"call_many({function!r}): n_outputs={n_outputs!r}, timeout={timeout!r}, "
-                               f"groups={groups!r} and stop_on={stop_on!r} are not valid for {len(calls)} calls")
-        ends = tuple(end for n, end in zip(sizes, itertools.accumulate(sizes)) for _ in range(n))
-        return Batch(function, encode_calls(calls), n_outputs, float(timeout), _Order(ends, frozenset(stop_on)))
-
-    def header(self, first_id: int, first: int, each: bool) -> str:
-        """This batch's part of a request, from call ``first`` on, whose id is ``first_id``."""
-        return '{"id": %d, "function": %s, "n_outputs": %s, "groups": %s, "stop_on": %s, "each": %s, "calls": %s}' % (
-            first_id, json.dumps(self.function), json.dumps(self.n_outputs), json.dumps(self.order.sizes(first)),
-            json.dumps(sorted(self.order.stop_on)), "true" if each else "false", self.calls.json_from(first))
-
-
-class _Progress:
-    """One batch of a run: its results so far and the call to make next (None: the batch is done)."""
-
-    def __init__(self, batch: Batch) -> None:
-        self.batch = batch
-        self.results: list[CallResult] = []
-        self.next: int | None = batch.order.first()
-        self.base = 0  # call k's answer has id base + k in the request that sent it
-        self.each = False  # resend asking for one answer per message: the last worker failed at a call it did not name
-
-    def settle(self, result: CallResult) -> None:
-        assert self.next is not None
-        self.results.append(result)
-        self.next = self.batch.order.after(self.next, result.status)
-
-
-class _Stream:
-    """One ``calls`` request in flight: which answer comes next, and until when it may come."""
-
-    def __init__(self, sandbox: Sandbox, worker: Worker, todo: list[_Progress], start: float) -> None:
-        self.sandbox, self.worker, self.todo = sandbox, worker, todo
-        self.mark = start  # when the last message came (the request went out): the next is due a timeout later
-        self.running: int | None = None  # the call the worker last named as running
-        self.live = True  # False once the worker was stopped: what is left goes to a new one
-        self.at = 0  # todo[:at] are done
-
-    @property
-    def finished(self) -> bool:
-        return self._expected() is None
-
-    def _expected(self) -> _Progress | None:
-        """The batch whose next call answers next: the first one not done (they are answered in order)."""
-        while self.at < len(self.todo) and self.todo[self.at].next is None:
-            self.at += 1
-        return self.todo[self.at] if self.at < len(self.todo) else None
-
-    def step(self) -> None:
-        """Read the next message and settle the calls it answers, or settle the call it failed at."""
-        p = self._expected()
-        assert p is not None and self.live
-        cap = HEADER_CAP + 8 * self.sandbox._limits.max_output_elements
-        reply = self.worker.receive(self.mark + p.batch.timeout + SLACK, cap)
-        now = time.monotonic()
-        if isinstance(reply, str):
-            return self.fail(p, reply)
-        try:
-            running, answers, values = read_results(reply)
-            self._settle(answers, values)
-            if not self.live:
-                return
-            p = self._expected()
-            if running is not None and (p is None or running != p.base + (p.next or 0)):
-                raise Malformed("the worker named another call as running")
-        except Malformed:
-            if p is not None:
-                return self.fail(p, "malformed")
-            self.sandbox._stop()  # garbage after the last answer: nothing to settle, but the pipe is spoilt
-            self.live = False
-            return
-        self.running = running
-        if answers:  # only an answer moves the deadline: messages without one cannot keep a hung call alive
-            self.mark = now
-
-    def _settle(self, answers: list, values: np.ndarray) -> None:
-        # what was printed goes with the first answer: a message naming a running call only keeps it
-        stdout, pos, limit = self.worker.output.take() if answers else "", 0, self.sandbox._limits.max_output_elements
-        for raw in answers:
-            p = self._expected()
-            if p is None or not self.live:
-                raise Malformed("more answers than calls")
-            k = p.next or 0
-            answer, pos = read_answer(raw, p.base + k, p.batch.n_outputs, p.batch.calls.names[k], values, pos, limit)
-            result = self.sandbox._answer(answer, p.batch.timeout, stdout)
-            stdout = ""
-            p.settle(result)
-            if result.status == "timeout":  # over its time by the worker's own clock; the worker runs on
-                self.sandbox._stop()
-                self.live = False
-                return
-        if pos != len(values):
-            raise Malformed("output values that no answer claims")
-
-    def fail(self, p: _Progress, failure: str, known: bool = False) -> None:
-        """The worker hung, died or sent garbage while ``p``'s next call was due.
-
-        Unless that call is known to be the one that was running (the worker named it, or
-        answers one call per message), the answers waiting in the worker were lost with it
-        and the failure may belong to a later call: the batch is then resent from that
-        call to a new worker, which answers each call at once.
-        """
-        self.live = False
-        k = p.next or 0
-        if not (known or p.each or self.running == p.base + k):
-            self.sandbox._stop()
-            p.each = True
-            return
-        p.settle(self.sandbox._failure(self.worker, failure, p.batch.timeout, time.monotonic() - self.mark))
 
 
 def _failed(status: str, message: str, elapsed: float = 0.0, stdout: str = "") -> CallResult:
