@@ -225,6 +225,9 @@ def _stop(executor: ProcessPoolExecutor) -> None:
             process.terminate()
     for process in processes:
         process.join(timeout=10)
+        if process.is_alive():  # stuck past its SIGTERM: it must not outlive the batch
+            process.kill()
+            process.join(timeout=10)
 
 
 def _grade_safely(grader: "_Grader", task: _Task) -> tuple[dict[str, Any] | None, str]:

@@ -179,19 +179,21 @@ def batch(targets: tuple[str, ...], problems: Path | None, jobs: int | None, gra
         raise ToolkitFailure("no submissions found: " + "; ".join(roster.problems or [", ".join(targets)]))
     stderr = sys.stderr
     bar = ProgressBar(stderr, stderr.isatty())
+    stopped: BatchInterrupted | None = None
     with Gradebook(gradebook) as book:
         options = BatchOptions(book.batch_seed(seed, random_seed()), only, trials, regrade=regrade)
         try:
             with _terminate_as_interrupt():
                 result = run_batch(roster, problem_set, book, options, jobs or _cores(), bar)
         except BatchInterrupted as exc:
-            bar.close()
-            resume = _resume_command(targets, problems, gradebook, only, trials)
-            click.echo(render_summary(exc.partial, str(gradebook), resume))
-            sys.exit(EXIT_INTERRUPTED)
+            stopped = exc
         bar.close()
-        if reports is not None:
+        if stopped is None and reports is not None:
             _write_reports(book, problem_set.name, reports)
+    if stopped is not None:
+        resume = _resume_command(targets, problems, gradebook, only, trials)
+        click.echo(render_summary(stopped.partial, str(gradebook), resume))
+        _exit_now(EXIT_INTERRUPTED)
     click.echo(render_summary(result, str(gradebook)))
     if result.failures or result.skipped:
         sys.exit(EXIT_PROBLEMS)
@@ -301,6 +303,18 @@ def _resume_command(targets: tuple[str, ...], problems: Path | None, gradebook: 
     parts += ["--only", only] if only else []
     parts += ["--trials", str(trials)] if trials else []
     return shlex.join(parts)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without the interpreter's exit handlers, once everything is saved and said.
+
+    An interrupted batch has stopped its pool already; the executor's manager thread can
+    wait forever at exit for a pool process killed in the middle of a message (a limit of
+    concurrent.futures), which would keep a stopped batch from ever ending.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @contextmanager
