@@ -1,15 +1,9 @@
 """NumPy evaluation of a resolved graph: forward values and reverse-mode derivatives.
 
 ``evaluate(node, env)`` computes a node's value from the values of its leaves.
-A ``Derivative`` node is computed by reverse mode over its own sub-graph, using
-each op's hand-written VJP (``reference.reverse``):
-
-- ``grad(f, x)``: f must be a scalar; the result has x's shape.
-- ``jacobian(y, x)``: shape ``y.shape + x.shape`` when both are at most vectors
-  (the natural ``(len(y), len(x))``), otherwise ``(y.size, x.size)`` with both
-  flattened in row-major order; ``J[i, j] = d y_i / d x_j``.
-- ``derivative(y, x)``: the element-wise derivative of an element-wise y; it has
-  x's shape.
+A ``Derivative`` node (``grad``, ``jacobian`` or ``derivative``, with the shapes
+``reference.reverse`` gives) is computed by reverse mode over its own sub-graph,
+using each op's hand-written VJP.
 
 An ``observe`` callback sees every op application with its argument values;
 sampling uses it to measure how close a draw came to an op's kink. ``replace``

@@ -144,12 +144,7 @@ def _propagate(vjp: Callable[..., tuple[Array | None, ...]], params: Mapping[str
         else:
             cts = vjp(g, values[slot], *[values[a] for a in args], **params)
         for k, target in targets:
-            ct = cts[k]
-            if ct is None:
-                continue
-            ct = _asarray(ct, dtype=_FLOAT)
-            held = grads[target]
-            grads[target] = ct if held is None else held + ct
+            _add_cotangent(grads, target, cts[k])
 
     return entry
 
@@ -164,14 +159,18 @@ def _propagate_each(targets: tuple[tuple[Callable[..., Array | None], int], ...]
             return
         operands = [values[a] for a in args]
         for vjp, target in targets:
-            ct = vjp(g, values[slot], *operands, **params)
-            if ct is None:
-                continue
-            ct = _asarray(ct, dtype=_FLOAT)
-            held = grads[target]
-            grads[target] = ct if held is None else held + ct
+            _add_cotangent(grads, target, vjp(g, values[slot], *operands, **params))
 
     return entry
+
+
+def _add_cotangent(grads: list, target: int, ct: Array | None) -> None:
+    """Add an operand's cotangent (None: the op gives none, e.g. for an integer exponent) to what it holds."""
+    if ct is None:
+        return
+    ct = _asarray(ct, dtype=_FLOAT)
+    held = grads[target]
+    grads[target] = ct if held is None else held + ct
 
 
 def _total(name: str, slot: int) -> Entry:

@@ -621,25 +621,22 @@ def test_a_run_of_batches_answers_each_as_call_many_would(batch: Sandbox) -> Non
                                              [("ok", 1.0), ("error", None)]]
 
 
-def test_a_hang_costs_its_own_batch_only_and_is_named_by_the_watchdog(batch: Sandbox) -> None:
+@pytest.mark.parametrize("hang, new_workers", [
+    # 5 loops in Python: the watchdog sends the waiting answers to 1 and 2 and names 5 as running,
+    # so one new worker takes the next batch and nothing is replayed
+    (5, 1),
+    # 13 loops inside one C function, where the watchdog cannot run: the batch is replayed call by
+    # call in a new worker to find the call that hangs, and another worker takes the next batch
+    (13, 2),
+])
+def test_a_hang_costs_its_own_batch_only_and_is_pinned_on_its_call(batch: Sandbox, hang: int, new_workers: int) -> None:
     echo(batch, 1)
     starts = batch._starts
-    hung, after = batch.run([Batch.of("echo", [[("k", k)] for k in (1, 2, 5, 6)], None, 0.5),
-                             Batch.of("echo", [[("k", 4)]], None, 5.0)])
-    assert summary(hung) == [("ok", 1.0), ("ok", 2.0), ("timeout", None)] and summary(after) == [("ok", 4.0)]
-    # the answers to 1 and 2 were still waiting in the worker when 5 hung; the watchdog sent them and named 5,
-    # so one new worker took the next batch and nothing was replayed
-    assert batch._starts == starts + 1
-
-
-def test_a_hang_the_watchdog_cannot_name_is_replayed_to_find_its_call(batch: Sandbox) -> None:
-    echo(batch, 1)
-    starts = batch._starts
-    hung, after = batch.run([Batch.of("echo", [[("k", k)] for k in (1, 2, 13, 4)], None, 0.5),
+    hung, after = batch.run([Batch.of("echo", [[("k", k)] for k in (1, 2, hang, 6)], None, 0.5),
                              Batch.of("echo", [[("k", 4)]], None, 5.0)])
     assert summary(hung) == [("ok", 1.0), ("ok", 2.0), ("timeout", None)] and summary(after) == [("ok", 4.0)]
     assert hung[2].message == "did not return within 0.5 s"
-    assert batch._starts == starts + 2  # a worker to replay the batch call by call, and one after the hang
+    assert batch._starts == starts + new_workers
 
 
 def test_stopping_a_run_early_stops_the_worker(batch: Sandbox) -> None:
