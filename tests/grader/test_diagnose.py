@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.diagnose import Context, Failed, diagnose
 from grader.sampling import Trial
 from grader.spec import Tolerance
 
-from tests.helpers import BUNDLED
+from tests.helpers import BUNDLED, by_output, grade_json, write
 
 TOL = Tolerance(rtol=1e-6, atol=1e-9)
 RNG = np.random.default_rng(0)
@@ -194,23 +191,7 @@ def test_a_correct_but_unusual_answer_gets_none() -> None:
     assert run([(trial(v), v.reshape(3, 1) * (1 + 1e-9))]) == ()
 
 
-# --- end to end through the CLI (helpers as in test_grading.py) --------------------------
-
-
-def grade_json(*args: str) -> tuple[int, dict]:
-    result = CliRunner().invoke(main, [*args, "--format", "json"])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, json.loads(result.stdout) if result.exit_code == 0 else {}
-
-
-def by_output(report: dict) -> dict[tuple[str, str], dict]:
-    return {(q["function"], q["output"]): q for q in report["questions"]}
-
-
-def write(tmp_path: Path, source: str, name: str = "sub.py") -> str:
-    path = tmp_path / name
-    path.write_text(source)
-    return str(path)
+# --- end to end through the CLI (helpers from tests/helpers.py) --------------------------
 
 
 def test_a_transposed_gradient_is_diagnosed_in_the_json(tmp_path: Path) -> None:

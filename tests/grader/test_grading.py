@@ -10,27 +10,11 @@ from click.testing import CliRunner
 
 from grader.cli import main
 
-from tests.helpers import BUNDLED
+from tests.helpers import BUNDLED, by_output, grade_json, write
 
 ROOT = BUNDLED.parent.parent
 SOLUTION = ROOT / "submissions" / "examples" / "solution.py"
 REG = "reg_*"
-
-
-def grade_json(*args: str) -> tuple[int, dict]:
-    result = CliRunner().invoke(main, [*args, "--format", "json"])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, json.loads(result.stdout) if result.exit_code == 0 else {}
-
-
-def by_output(report: dict) -> dict[tuple[str, str], dict]:
-    return {(q["function"], q["output"]): q for q in report["questions"]}
-
-
-def write(tmp_path: Path, source: str, name: str = "sub.py") -> str:
-    path = tmp_path / name
-    path.write_text(source)
-    return str(path)
 
 
 SOLUTION_SOURCE = SOLUTION.read_text()
