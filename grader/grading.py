@@ -317,7 +317,7 @@ def _compare_trials(q: QuestionSpec, i: int, answered: list[tuple[Trial, CallRes
     agreement = compare_many([got for _, got in same], [t.expected[i] for t, _ in same], q.tolerance)
     tally.passed += len(same) - len(agreement.failed)
     tally.passed_abs, tally.passed_rel = agreement.max_abs, agreement.max_rel
-    agreed = {id(same[k][0]) for k in range(len(same))} - {id(same[k][0]) for k in agreement.failed}
+    agreed = {id(t) for t, _ in same} - {id(same[k][0]) for k in agreement.failed}
     for t, r in answered:
         if id(t) not in agreed:
             _record(tally, t, r.outputs[i], compare_values(r.outputs[i], t.expected[i], q.tolerance, q.compare.strict))

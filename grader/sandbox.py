@@ -307,7 +307,8 @@ class Sandbox:
             return _failed("timeout", f"did not return within {timeout:g} s", answer.elapsed, stdout)
         if answer.outputs is not None:
             return CallResult("ok", answer.outputs, answer.notes, answer.mutated, "", answer.elapsed, stdout)
-        err = answer.error or {}
+        err = answer.error
+        assert err is not None  # read_answer: an answer without outputs has an error
         status = err["kind"] if err["kind"] in ("missing", "forbidden") else "error"
         return CallResult(status, (), answer.notes, answer.mutated, self._error_message(err), answer.elapsed, stdout)
 
