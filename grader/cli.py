@@ -97,7 +97,7 @@ def submission(submissions: tuple[Path, ...], problems: Path | None, only: str |
 
     problem_set = _load_set(problems or bundled_problems())
     seed = random_seed() if seed is None else seed
-    plan = make_plan(problem_set, seed, only, trials, trial)  # drawn once for every submission given
+    plan = make_plan(problem_set, seed, only, trials, trial, lazy=True)  # drawn as the first file is graded
     results, unreadable = [], []
     for sub in submissions:
         try:

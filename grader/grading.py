@@ -117,7 +117,7 @@ def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None
         return _ungraded(sub, make_plan(problem_set, seed, only, trials, trial), start)
     with _sandbox(sub, problem_set, limits) as sandbox:
         sandbox.start()  # the worker boots (isolation, Python, NumPy) while the trials are drawn
-        return _grade_in(sandbox, sub, make_plan(problem_set, seed, only, trials, trial), start)
+        return _grade_in(sandbox, sub, make_plan(problem_set, seed, only, trials, trial, lazy=True), start)
 
 
 def grade_planned(sub: Submission | str | Path, plan: Plan, limits: Limits | None = None,
@@ -145,11 +145,20 @@ def _sandbox(sub: Submission, problem_set: ProblemSet, limits: Limits | None) ->
 
 def _grade_in(sandbox: Sandbox, sub: Submission, plan: Plan, start: float,
               then: Callable[[Sandbox, LoadReport], None] | None = None) -> GradeResult:
+    sandbox.preload()  # the worker loads the file while this process checks its imports and draws
     forbidden = forbidden_uses(sub.tree or sub.source, plan.problem_set.forbidden_imports)
+    refused: list[list[OutputResult] | None] = []
+
+    def runnable() -> Iterator[Batch]:
+        for d in plan.questions:  # a lazy plan draws each question here
+            refused.append(_refusal(d, sandbox.load(), sub, forbidden.get(d.cq.question.function)))
+            if refused[-1] is None:
+                yield _batch(d)
+
+    # the worker never waits for this process: a plan drawn beforehand goes in one request, and a lazy
+    # one question by question as they are drawn, so that the worker runs each while the next is drawn
+    answers = sandbox.run(runnable() if not plan.drawn else list(runnable()))
     load = sandbox.load()
-    refused = [_refusal(d, load, sub, forbidden.get(d.cq.question.function)) for d in plan.questions]
-    # every question the worker can run goes in one request: it never waits for this process
-    answers = sandbox.run([_batch(d) for d, r in zip(plan.questions, refused) if r is None])
     outputs: list[OutputResult] = []
     judged: list[tuple[int, CompiledQuestion, list[_Tally]]] = []  # where each judged question's outputs start
     for drawn, refusal in zip(plan.questions, refused):

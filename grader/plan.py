@@ -9,6 +9,7 @@ sees the arguments of its own calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence, overload
 
 from grader.sampling import CompiledQuestion, Trial, compile_question, draw_trial, draw_trials, draw_variants
 from grader.selection import selected_questions
@@ -27,19 +28,67 @@ class Drawn:
     error: str = ""  # a spec that validated but cannot be drawn for this seed
 
 
+class Drawing(Sequence[Drawn]):
+    """A plan's questions, each drawn the first time it is asked for (``make_plan(lazy=True)``).
+
+    One grade of one file then sends each question to the worker as soon as it is drawn,
+    and the worker runs it while the next is drawn (``grader.grading``).
+    """
+
+    def __init__(self, draws: Sequence[Callable[[], Drawn]]) -> None:
+        self._draws = list(draws)
+        self._drawn: list[Drawn | None] = [None] * len(self._draws)
+
+    def __len__(self) -> int:
+        return len(self._draws)
+
+    @overload
+    def __getitem__(self, index: int) -> Drawn: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Drawn]: ...
+
+    def __getitem__(self, index: int | slice) -> Drawn | Sequence[Drawn]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(len(self))[index])
+        drawn = self._drawn[index]
+        if drawn is None:
+            drawn = self._drawn[index] = self._draws[index]()
+        return drawn
+
+    def __iter__(self) -> Iterator[Drawn]:
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def done(self) -> bool:
+        return all(d is not None for d in self._drawn)
+
+
 @dataclass(frozen=True)
 class Plan:
     problem_set: ProblemSet
     seed: int
-    questions: tuple[Drawn, ...]  # in the problem set's order, only the selected ones
+    questions: Sequence[Drawn]  # in the problem set's order, only the selected ones; a tuple, or a Drawing
     trials: int | None = None  # the --trials override, if any: trial numbers of fixed cases depend on it
+
+    @property
+    def drawn(self) -> bool:
+        """Whether every question is drawn already (false for a lazy plan that is not yet)."""
+        return not isinstance(self.questions, Drawing) or self.questions.done
 
 
 def make_plan(problem_set: ProblemSet, seed: int, only: str | None = None, trials: int | None = None,
-              trial: int | None = None) -> Plan:
-    """Draw every selected question's trials (all of them, or only trial number ``trial``) for ``seed``."""
-    drawn = [_draw(compile_question(p, q), seed, trials, trial) for p, q in selected_questions(problem_set, only)]
-    return Plan(problem_set, seed, tuple(drawn), trials)
+              trial: int | None = None, lazy: bool = False) -> Plan:
+    """Draw every selected question's trials (all of them, or only trial number ``trial``) for ``seed``.
+
+    ``lazy``: draw each question when it is first needed instead (the values are the same).
+    """
+    draws = [_drawer(compile_question(p, q), seed, trials, trial) for p, q in selected_questions(problem_set, only)]
+    return Plan(problem_set, seed, Drawing(draws) if lazy else tuple(draw() for draw in draws), trials)
+
+
+def _drawer(cq: CompiledQuestion, seed: int, trials: int | None, only_trial: int | None) -> Callable[[], Drawn]:
+    return lambda: _draw(cq, seed, trials, only_trial)
 
 
 def _draw(cq: CompiledQuestion, seed: int, trials: int | None, only_trial: int | None) -> Drawn:

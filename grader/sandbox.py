@@ -26,7 +26,7 @@ import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Iterator, Protocol, Sequence
+from typing import Callable, Collection, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -156,6 +156,8 @@ class Sandbox:
         self._idle: Worker | None = booted.worker if booted else None  # started and not loaded yet
         self._skipped: dict[int, LoadIssue] = {}  # line -> why, in the order they were found
         self._report: LoadReport | None = None
+        self._load_sent: tuple[Worker, str | None, float] | None = None  # preload: (worker, send failure, deadline)
+        self._stream: Stream | None = None  # the latest run's calls in flight
         self._calls = 0
 
     def __enter__(self) -> Sandbox:
@@ -205,6 +207,13 @@ class Sandbox:
         if self._report is None and self._idle is None and self._worker is None:
             self._idle = self._spawn()
 
+    def preload(self) -> None:
+        """Send the submission to the worker already started (``start``, or adopted) without waiting for it, so
+        that it loads while the caller does something else; ``load`` then waits for what loading found."""
+        self._check_open()
+        if self._report is None and self._idle is not None and self._load_sent is None:
+            self._load_sent = (self._idle, *self._send_load(self._idle))
+
     def load(self) -> LoadReport:
         """Load the submission (once) and report what it defines and which statements failed."""
         if self._report is None:
@@ -236,65 +245,99 @@ class Sandbox:
         (results,) = self.run([Batch.of(function, calls, n_outputs, timeout, groups, stop_on)])
         return results
 
-    def run(self, batches: Sequence[Batch]) -> Iterator[list[CallResult]]:
-        """Each batch's results in order, each as soon as its calls are answered.
+    def run(self, batches: Iterable[Batch]) -> Iterator[list[CallResult]]:
+        """Send every batch, then give each batch's results in order, each as soon as its calls are answered.
 
-        The worker gets every batch in one request and runs them back to back, answering
-        many calls per message, so it never waits for this process, which checks the
-        answers of one batch while later ones run. For each batch the results are those of
-        a loop over ``call``: each call has ``timeout`` s (the worker's own measure, and
-        this process gives up ``SLACK`` s later) and its own outputs, notes and mutations.
-        A batch's list ends at the first call that times out or crashes (the worker is
-        replaced, as after ``call``, and the later batches go to the new one) and at the
-        first whose status is in the batch's ``stop_on``; a call that is not ok skips the
-        rest of its group, and skipped calls have no result. So a list may be shorter than
-        the batch. What the calls answered in one message printed goes with the first of
-        them. Stopping the iteration early stops the worker.
+        Each batch goes to the worker as soon as ``batches`` yields it (a list or tuple goes in
+        one request), before this returns: the worker runs the first batches while the caller
+        still makes the later ones, and while it checks the answers of earlier ones. The
+        worker runs them back to back, answering many calls per message, and never waits for
+        this process. For each batch the results are those of a loop over ``call``: each call
+        has ``timeout`` s (the worker's own measure, and this process gives up ``SLACK`` s
+        later) and its own outputs, notes and mutations. A batch's list ends at the first call
+        that times out or crashes (the worker is replaced, as after ``call``, and the later
+        batches go to the new one) and at the first whose status is in the batch's
+        ``stop_on``; a call that is not ok skips the rest of its group, and skipped calls have
+        no result. So a list may be shorter than the batch. What the calls answered in one
+        message printed goes with the first of them. One run at a time: starting another, or
+        stopping the iteration early, stops the worker if it is still answering.
         """
         self._check_open()
-        todo = [Progress(b) for b in batches]
-        functions = self.load().functions
-        for p in todo:
-            while p.next is not None and p.batch.function not in functions:
-                # as many answers as a loop over call would get
-                p.settle(_failed("missing", f"there is no function named {p.batch.function!r} in {self._filename}"))
-        stream: Stream | None = None
+        self._abandon()
+        if isinstance(batches, (list, tuple)):
+            todo = [self._progress(b) for b in batches]
+            if any(p.next is not None for p in todo):
+                self._send_calls([p for p in todo if p.next is not None])
+            return self._results(todo)
+        todo = []
+        for batch in batches:
+            todo.append(self._progress(batch))
+            stream = self._stream
+            if todo[-1].next is not None and (stream is None or stream.live):
+                self._send_calls([todo[-1]], stream)
+                if self._worker is not None:
+                    self._worker.pump()  # its answers so far: the worker need not wait for room to send more
+        return self._results(todo)
+
+    # -- internals --
+
+    def _progress(self, batch: Batch) -> Progress:
+        p = Progress(batch)
+        if batch.function not in self.load().functions:
+            while p.next is not None:  # as many answers as a loop over call would get
+                p.settle(_failed("missing", f"there is no function named {batch.function!r} in {self._filename}"))
+        return p
+
+    def _results(self, todo: list[Progress]) -> Iterator[list[CallResult]]:
         try:
             for p in todo:
                 while p.next is not None:
+                    stream = self._stream
                     if stream is None or not stream.live:
                         stream = self._send_calls([q for q in todo if q.next is not None])
                     if stream is not None:
                         stream.step()
                 yield p.results
         finally:
-            if stream is not None and stream.live and not stream.finished:
-                self._stop()  # the worker is still answering calls nobody will read
+            self._abandon()
 
-    # -- internals --
+    def _abandon(self) -> None:
+        """Stop the worker if it is still answering calls nobody will read (a run stopped early)."""
+        stream, self._stream = self._stream, None
+        if stream is not None and stream.live and not stream.finished:
+            stream.live = False
+            self._stop()
 
-    def _send_calls(self, todo: list[Progress]) -> Stream | None:
-        """Send every batch of ``todo`` from its next call on, in one request; None when no worker could start."""
-        if self._worker is None:
-            started = self._start()
-            if isinstance(started, str):
-                todo[0].settle(_failed("crashed", started))
-                return None
-        worker = self._worker
-        assert worker is not None
+    def _send_calls(self, todo: list[Progress], stream: Stream | None = None) -> Stream | None:
+        """Send every batch of ``todo`` from its next call on, in one request: to the live ``stream``'s worker
+        (it then follows them too), else to a new stream's. None when no worker could start."""
+        if stream is None:
+            if self._worker is None:
+                started = self._start()
+                if isinstance(started, str):
+                    todo[0].settle(_failed("crashed", started))
+                    return None
+            assert self._worker is not None
+            stream = Stream(self._worker, [], time.monotonic(), self._limits.max_output_elements, self._answer,
+                            self._failure, self._stop)
+        elif stream.finished:  # the worker is idle: the new calls' time starts now
+            stream.mark = time.monotonic()
+        self._stream = stream
         parts = []
         for p in todo:
             # call k answers with id p.base + k: a stale or forged answer cannot pass for another
             first, p.base = p.next, self._calls + 1 - (p.next or 0)
             self._calls += len(p.batch.calls) - (first or 0)
             parts.append(p.batch.header(p.base + (first or 0), first or 0, p.each))
+        stream.todo.extend(todo)
         header = '{"cmd": "calls", "flush_after": %r, "max_elements": %d, "batches": [%s]}' % (
             FLUSH_AFTER, self._limits.max_output_elements, ", ".join(parts))
-        stream = Stream(worker, todo, time.monotonic(), self._limits.max_output_elements, self._answer, self._failure,
-                        self._stop)
+        frame = request(header.encode("utf-8"), [p.batch.calls.blob_from(p.next or 0) for p in todo])
+        if len(stream.todo) > len(todo):
+            stream.worker.queue(frame)  # behind calls in flight: a worker that is gone shows in their answers
+            return stream
         try:
-            failure = worker.send(request(header.encode("utf-8"), [p.batch.calls.blob_from(p.next or 0) for p in todo]),
-                                  stream.mark + todo[0].batch.timeout + SLACK)
+            failure = stream.worker.send(frame, stream.mark + todo[0].batch.timeout + SLACK)
         except BaseException:
             self._stop()  # an interrupt mid-request leaves the pipes out of step
             raise
@@ -371,11 +414,17 @@ class Sandbox:
         self._live.append(worker)
         return worker
 
-    def _load_into(self, worker: Worker) -> _Loaded | LoadIssue:
+    def _send_load(self, worker: Worker) -> tuple[str | None, float]:
+        """Send the load request: (None or why it could not be sent, the deadline of the worker's first event)."""
         frame = request({"cmd": "load", "source": self._source, "filename": self._filename,
                          "skip_lines": sorted(self._skipped), "forbidden": self._forbidden})
-        deadline, line = time.monotonic() + STARTUP_TIMEOUT, None
-        reply = worker.send(frame, deadline)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        return worker.send(frame, deadline), deadline
+
+    def _load_into(self, worker: Worker) -> _Loaded | LoadIssue:
+        sent, self._load_sent = self._load_sent, None
+        reply, deadline = sent[1:] if sent is not None and sent[0] is worker else self._send_load(worker)
+        line: int | None = None
         while True:
             reply = reply or worker.receive(deadline, HEADER_CAP)
             try:

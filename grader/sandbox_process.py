@@ -10,6 +10,8 @@ so that everything that can leak a process or a file descriptor sits in one plac
 
 from __future__ import annotations
 
+import collections
+import fcntl
 import importlib.util
 import math
 import os
@@ -46,6 +48,8 @@ PACKAGES = _packages_dir()  # the one directory the worker adds to sys.path
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 TICK = 0.05  # how often a wait looks at whether the worker died (grandchildren may keep pipes open)
 BROKEN_EXIT = 70  # grader/worker.py exits with this when the submission broke its pipes or modules
+PIPE_SIZE = MiB  # a grade's answers fit, so the worker runs on while the grader is busy drawing
+PENDING_CAP = 64 * MiB  # answers taken ahead of their reading; past it the worker waits for the grader
 
 
 class SandboxError(ToolkitError):
@@ -184,9 +188,12 @@ class Worker:
         """The state of a worker whose pipes ``req``, ``resp`` and ``out`` are set (``grader.zygote`` forks some)."""
         for fd in (self.req, self.resp, self.out):
             os.set_blocking(fd, False)
+        for fd in (self.req, self.resp):
+            _widen(fd)
         self.pgid = pgid
         self.output = _Capture(max_output)
-        self._pending = bytearray()
+        self._pending = bytearray()  # what the worker sent that no receive has taken yet
+        self._unsent: collections.deque[memoryview] = collections.deque()  # requests queued, not written yet
         self._out_open = True
         self.cpu_used: float | None = None  # seconds, known once the worker has been reaped
 
@@ -203,12 +210,35 @@ class Worker:
                 self._out_open = False
             self.output.add(chunk)
 
+    def _write_some(self) -> bool:
+        """Write what of the queued requests the pipe takes now; False when the worker closed it."""
+        while self._unsent:
+            view = self._unsent[0]
+            try:
+                written = os.write(self.req, view[:1 << 20])
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if written == len(view):
+                self._unsent.popleft()
+            else:
+                self._unsent[0] = view[written:]
+        return True
+
     def _wait_for(self, fd: int, event: int, deadline: float) -> str | None:
-        """Wait until ``fd`` is ready (None), the deadline passes ("timeout") or the worker is gone ("died")."""
+        """Wait until ``fd`` is ready (None), the deadline passes ("timeout") or the worker is gone ("died").
+
+        Meanwhile queued requests are written as the worker makes room for them: it may be
+        waiting for them to send the answers this process waits for.
+        """
         poller = select.poll()
         poller.register(fd, event)
         if self._out_open:
             poller.register(self.out, select.POLLIN)
+        writing = fd != self.req and bool(self._unsent)
+        if writing:
+            poller.register(self.req, select.POLLOUT)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -216,6 +246,13 @@ class Worker:
             for ready, _ in poller.poll(min(left, TICK) * 1000):
                 if ready == fd:
                     return None
+                if writing and ready == self.req:
+                    if not self._write_some():
+                        return "died"
+                    writing = bool(self._unsent)
+                    if not writing:
+                        poller.unregister(self.req)
+                    continue
                 self._drain_output()
                 if not self._out_open:
                     poller.unregister(self.out)
@@ -223,23 +260,43 @@ class Worker:
                 self._drain_output()
                 return "died"
 
-    def send(self, frame: bytes, deadline: float) -> str | None:
-        """Write one request; None, or "timeout"/"died" (a worker that stops reading cannot block us)."""
-        view = memoryview(frame)
-        while view:
-            # write first and wait only when the pipe is full: a poll per request costs more than the write
+    def queue(self, frame: bytes) -> None:
+        """Send one request without waiting: what the pipe does not take now, ``send`` and ``receive`` write
+        later, in order, as the worker reads (a worker that is gone shows as such in the next ``receive``)."""
+        self._unsent.append(memoryview(frame))
+        self._write_some()
+
+    def pump(self) -> None:
+        """Take in what the worker has sent so far (up to ``PENDING_CAP``) without waiting, so that it need not
+        wait for room to send more."""
+        self._write_some()
+        while len(self._pending) < PENDING_CAP:
             try:
-                view = view[os.write(self.req, view[:1 << 20]):]
+                chunk = os.read(self.resp, 1 << 20)
             except BlockingIOError:
-                failure = self._wait_for(self.req, select.POLLOUT, deadline)
-                if failure:
-                    return failure
-            except OSError:
+                return
+            if not chunk:
+                return  # gone: the next receive says so
+            self._pending += chunk
+
+    def send(self, frame: bytes, deadline: float) -> str | None:
+        """Write one request, after any queued; None, or "timeout"/"died" (a worker that stops reading cannot
+        block us)."""
+        self._unsent.append(memoryview(frame))
+        while True:
+            # write first and wait only when the pipe is full: a poll per request costs more than the write
+            if not self._write_some():
                 return "died"
-        return None
+            if not self._unsent:
+                return None
+            failure = self._wait_for(self.req, select.POLLOUT, deadline)
+            if failure:
+                return failure
 
     def receive(self, deadline: float, cap: int) -> bytes | str:
         """One frame's payload, or "timeout", "died" or "malformed" (a frame larger than ``cap``)."""
+        if self._unsent:
+            self._write_some()  # requests queued behind the one answering now
         while True:
             if len(self._pending) >= 8:
                 (length,) = struct.unpack(">Q", self._pending[:8])
@@ -302,6 +359,13 @@ class Worker:
             except OSError:
                 pass
         self.req = self.resp = self.out = -1
+
+
+def _widen(fd: int) -> None:
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except (OSError, AttributeError):  # not Linux, or over the host's pipe limits: the default size works too
+        pass
 
 
 def describe_exit(code: int | None, cpu_used: float | None, limits: Limits, output: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
+from grader.launch import grades_a_file
 from grader.selfcheck import run_selfcheck
 from reference.ops import OPS
 
@@ -106,3 +107,18 @@ def test_an_unreadable_submission_among_others_is_named_once(tmp_path: Path) -> 
                                        "--only", "shear", "--trials", "1"])
     assert result.exit_code == 0
     assert result.output.count("is a folder") == 1 and "Total:" in result.output
+
+
+@pytest.mark.parametrize("args, grades", [
+    (["submissions/examples/solution.py"], True),
+    (["--seed", "3", "submissions/examples/solution.py"], False),  # "3" comes first: the CLI boots it later
+    (["submission", "anything.py"], True),
+    (["submissions/examples/no-such-file.py"], False),
+    (["validate"], False),
+    (["batch", "submissions/examples"], False),
+    ([], False),
+])
+def test_the_console_command_boots_a_worker_first_only_to_grade_files(args: list[str], grades: bool,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    assert grades_a_file(args) is grades

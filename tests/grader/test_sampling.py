@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from grader.distributions import DISTRIBUTIONS
+from grader.plan import make_plan
 from grader.sampling import compile_question, draw_trial, draw_trials
 from grader.spec import ProblemSpec, QuestionSpec, load_problem_set
 from reference.errors import SamplingError
@@ -143,6 +144,22 @@ def test_a_trial_is_drawn_alike_alone_and_among_the_others(questions: dict) -> N
     every = draw_trials(cq, 4, trials=5)
     assert _same([draw_trial(cq, 4, 3)], [every[3]])
     assert _same([draw_trial(cq, 4, 6, cq.question.cases[1])], [every[6]])
+
+
+def test_a_lazy_plan_draws_each_question_when_first_needed_with_the_same_values() -> None:
+    ps = load_problem_set(BUNDLED)
+    eager, lazy = make_plan(ps, 11), make_plan(ps, 11, lazy=True)
+    assert eager.drawn and not lazy.drawn
+    first = lazy.questions[0]
+    assert lazy.questions[0] is first and not lazy.drawn  # drawn once, and the others not yet
+    assert len(lazy.questions) == len(eager.questions) and lazy.questions[1:3] == tuple(lazy.questions)[1:3]
+    for e, d in zip(eager.questions, lazy.questions, strict=True):
+        assert e.error == d.error and len(e.groups) == len(d.groups)
+        for eg, dg in zip(e.groups, d.groups, strict=True):
+            assert _same(list(eg), list(dg))
+            for t, u in zip(eg, dg):
+                assert all(np.array_equal(a, b) for a, b in zip(t.expected, u.expected, strict=True))
+    assert lazy.drawn
 
 
 # --- compiled questions: cached per spec object, never shared between specs ----------

@@ -647,6 +647,79 @@ def test_stopping_a_run_early_stops_the_worker(batch: Sandbox) -> None:
     assert summary(echo(batch, 2)) == [("ok", 2.0)]
 
 
+STREAMED = """
+import time
+import numpy as np
+
+def now(k):
+    return time.monotonic()
+
+def ones(n):
+    return np.ones(int(n))
+
+def total(a):
+    return a.sum()
+"""
+
+
+@pytest.fixture(scope="module")
+def streamed() -> Iterator[Sandbox]:
+    with Sandbox(STREAMED, "student.py", FAST) as sandbox:
+        yield sandbox
+
+
+def test_a_run_sends_each_batch_as_soon_as_it_is_made(streamed: Sandbox) -> None:
+    made: list[float] = []
+
+    def batches() -> Iterator[Batch]:
+        yield Batch.of("now", [[("k", 0)]], None, 5.0)
+        time.sleep(0.5)  # plenty for the worker to answer the first batch, if it has it already
+        made.append(time.monotonic())
+        yield Batch.of("now", [[("k", 1)]], None, 5.0)
+
+    first, second = streamed.run(batches())
+    assert float(first[0].outputs[0]) < made[0] < float(second[0].outputs[0])
+
+
+def test_answers_and_requests_larger_than_the_pipes_do_not_wait_on_each_other(streamed: Sandbox) -> None:
+    # the worker blocks sending 3 MB answers while this process queues 3 MB arguments behind them
+    n = 400_000
+    arg = np.arange(float(n))
+
+    def batches() -> Iterator[Batch]:
+        yield Batch.of("ones", [[("n", n)]] * 3, None, 10.0)
+        yield Batch.of("total", [[("a", arg)]] * 3, None, 10.0)
+
+    streamed.load()
+    workers = streamed._starts
+    ones, totals = streamed.run(batches())
+    assert streamed._starts == workers  # not one stuck until its deadline and replayed in a new worker
+    assert [(r.status, r.outputs[0].shape, float(r.outputs[0].sum())) for r in ones] == [("ok", (n,), float(n))] * 3
+    assert [(r.status, float(r.outputs[0])) for r in totals] == [("ok", float(arg.sum()))] * 3
+
+
+def test_a_run_nobody_reads_does_not_confuse_the_next(streamed: Sandbox) -> None:
+    streamed.run([Batch.of("now", [[("k", k)] for k in range(3)], None, 5.0)])  # its answers are never read
+    result = streamed.call("total", [("a", np.ones(3))], None, 5.0)
+    assert (result.status, float(result.outputs[0])) == ("ok", 3.0)
+
+
+@pytest.mark.parametrize("source, functions, issues, workers", [
+    (STREAMED, ("now", "ones", "total"), [], 1),
+    # the first worker dies loading: the next one is sent the file again, without the fatal statement
+    ("import os\nos._exit(3)\ndef f():\n    return 1\n", ("f",), [(2, "crashed")], 2),
+])
+def test_a_file_sent_before_load_is_loaded_once(source: str, functions: tuple, issues: list, workers: int) -> None:
+    with Sandbox(source, "student.py", FAST) as sandbox:
+        sandbox.start()
+        sandbox.preload()
+        report = sandbox.load()
+        assert report.functions == functions and [(i.line, i.kind) for i in report.issues] == issues
+        result = sandbox.call(functions[0], [("k", 1)] if functions[0] == "now" else [], None, 5.0)
+        # a file sent twice would stop the worker ("unexpected request") and cost a restart
+        assert result.status == "ok" and sandbox._starts == workers and "unexpected" not in report.stdout
+
+
 def test_a_missing_function_is_missing_for_every_call(batch: Sandbox) -> None:
     results = batch.call_many("nope", [[("k", 1)], [("k", 2)]], None, 5.0)
     assert [r.status for r in results] == ["missing", "missing"]
