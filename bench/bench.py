@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "submissions" / "examples" / "solution.py"
@@ -74,74 +74,65 @@ IMPORTS = ("import time; t = time.perf_counter(); import grader.cli, grader.pres
 def breakdown(repeat: int) -> dict[str, float]:
     """One grade in this process as ``grade`` runs it, phase by phase (median of ``repeat`` runs of each).
 
-    As in the command, a worker is booted in the background first (``grader.prestart``); "waiting
-    for the worker" is what is left of its start-up when the grade needs it, plus loading the file.
+    As in the command, a worker is booted in the background first (``grader.prestart``), the
+    plan is lazy and each question goes to the worker as soon as it is drawn, so the worker
+    answers while the trials are drawn. The worker boots while this process sleeps for as
+    long as the command takes to start and import, so "waiting for the worker" is what is
+    left of its start-up when the grade needs it, plus loading the file.
     """
     imports = statistics.median(float(subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True, text=True,
                                                      check=True, cwd=ROOT).stdout) for _ in range(repeat))
     interpreter, _ = median_time(command(sys.executable, "-c", "pass"), repeat)
+    from grader import plan as plans
     from grader import prestart
     from grader.cli import bundled_problems
     from grader.grading import grade_planned
-    from grader.plan import make_plan
     from grader.report import render_text
     from grader.sandbox import Sandbox
     from grader.spec import load_problem_set
 
-    phases: dict[str, list[float]] = {k: [] for k in ("spec", "plan", "worker", "calls", "grade", "report")}
-    original_run, original_load = Sandbox.run, Sandbox.load
+    phases: dict[str, list[float]] = {k: [] for k in ("spec", "draw", "worker", "send", "grade", "report")}
+    original_run, original_load, original_draw = Sandbox.run, Sandbox._load_into, plans._draw
 
-    def add(name: str, start: float) -> None:
-        spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
-
-    def timed_load(*args: object, **kwargs: object) -> object:
-        start = time.perf_counter()
-        try:
-            return original_load(*args, **kwargs)  # type: ignore[arg-type]
-        finally:
-            add("worker", start)
-
-    def timed_run(*args: object, **kwargs: object) -> Iterator[object]:
-        # the answers stream in while the grade compares: only the time spent getting each batch counts
-        answers = original_run(*args, **kwargs)  # type: ignore[arg-type]
-        while True:
+    def timed(name: str, function: Callable) -> Callable:
+        def run(*args: object, **kwargs: object) -> object:
             start = time.perf_counter()
             try:
-                batch = next(answers)
-            except StopIteration:
-                return
+                return function(*args, **kwargs)
             finally:
-                add("calls", start)
-            yield batch
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+        return run
 
     for _ in range(repeat):
         spent: dict[str, float] = {}
         prestart.begin()
+        time.sleep(interpreter + imports)  # as long as the command imports while its worker boots
         t0 = time.perf_counter()
         ps = load_problem_set(bundled_problems(), trust_cache=True)  # as `grade` loads it
+        plan = plans.make_plan(ps, SEED, lazy=True)
         t1 = time.perf_counter()
-        plan = make_plan(ps, SEED)
-        t2 = time.perf_counter()
-        Sandbox.run, Sandbox.load = timed_run, timed_load  # type: ignore[method-assign]
+        Sandbox.run, Sandbox._load_into = timed("run", original_run), timed("worker", original_load)  # type: ignore
+        plans._draw = timed("draw", original_draw)
         try:
             result = grade_planned(SOLUTION, plan)
         finally:
-            Sandbox.run, Sandbox.load = original_run, original_load  # type: ignore[method-assign]
-        t3 = time.perf_counter()
+            Sandbox.run, Sandbox._load_into, plans._draw = original_run, original_load, original_draw  # type: ignore
+        t2 = time.perf_counter()
         render_text(result, bundled_problems())
-        t4 = time.perf_counter()
-        for name, value in (("spec", t1 - t0), ("plan", t2 - t1), ("worker", spent.get("worker", 0.0)),
-                            ("calls", spent.get("calls", 0.0)), ("grade", t3 - t2), ("report", t4 - t3)):
+        t3 = time.perf_counter()
+        sent = spent["run"] - spent["draw"] - spent.get("worker", 0.0)  # run() draws the lazy plan as it sends
+        for name, value in (("spec", t1 - t0), ("draw", spent["draw"]), ("worker", spent.get("worker", 0.0)),
+                            ("send", sent), ("grade", t2 - t1 - spent["run"]), ("report", t3 - t2)):
             phases[name].append(value)
     m = {k: statistics.median(v) for k, v in phases.items()}
     return {
         "interpreter start-up": interpreter,
         "imports (grader, NumPy, click)": imports,
-        "spec loading (validation cached)": m["spec"],
-        "trials and reference values": m["plan"],
-        "waiting for the worker (booted in the background) and loading the file": m["worker"],
-        "student calls: waiting for and reading the answers": m["calls"],
-        "comparison, diagnoses, bookkeeping": m["grade"] - m["worker"] - m["calls"],
+        "spec loading (validation cached) and compiling the questions": m["spec"],
+        "drawing trials and reference values (the worker answers meanwhile)": m["draw"],
+        "waiting for the worker (booted in the background) to load the file": m["worker"],
+        "checking imports, encoding and sending the calls": m["send"],
+        "reading the answers, comparison, diagnoses, bookkeeping": m["grade"],
         "report": m["report"],
     }
 

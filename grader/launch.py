@@ -5,14 +5,24 @@ as this process takes to import click, the grader and NumPy, and a grade waits f
 whichever is last. So when the command grades files, the worker starts booting
 (``grader.prestart``) before click is even imported; every other command starts the
 CLI at once.
+
+The garbage collector is tuned for a short-lived command that makes many small
+objects and little cyclic garbage: at the default thresholds it spent about 20 ms
+of a grade's half second collecting, and the interpreter's teardown another 40-100
+ms collecting what the grade left behind, all of it freed at exit anyway.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
 GRADED_SUFFIXES = (".py", ".ipynb")
+# a young-generation collection per 100 000 net allocations of containers instead of 700 (one grade makes about
+# 55 000, few of them cycles), so the garbage that waits for a collection stays at a few MB; a batch's pool
+# processes inherit it
+GC_THRESHOLDS = (100_000, 50, 100)
 
 
 def grades_a_file(args: list[str]) -> bool:
@@ -22,10 +32,16 @@ def grades_a_file(args: list[str]) -> bool:
 
 
 def run() -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
     if grades_a_file(sys.argv[1:]):
         from grader import prestart
 
         prestart.begin()  # the CLI's own begin() finds it booting and does not start another
     from grader.cli import run as cli
 
-    cli()
+    try:
+        cli()
+    finally:
+        # everything left is freed with the process: the teardown's collections need not look at it
+        # (atexit handlers and finalizers still run)
+        gc.freeze()

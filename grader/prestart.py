@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from pathlib import Path
 from grader.isolation import Isolation, select
 from grader.process_cgroup import PidsCgroup
 from grader.sandbox_process import Limits, Worker, apply_rlimits, release, rlimit_plan, worker_environment
+
+BOOT_SWITCH_INTERVAL = 0.0005  # s; Python's default is 0.005
 
 
 @dataclass(frozen=True)
@@ -82,11 +85,16 @@ class _Early:
         atexit.register(self.discard)
 
     def _boot(self, limits: Limits) -> None:
+        # the main thread is importing meanwhile and holds the GIL for up to the switch interval each time
+        # this thread wakes (after each step of the probe and the start); a short interval lets it go on
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, BOOT_SWITCH_INTERVAL))
         try:
             self.booted = boot(limits)
         except Exception:  # noqa: BLE001 - the Sandbox that would adopt it starts its own and reports the cause
             self.booted = None
         finally:
+            sys.setswitchinterval(interval)
             self.ready.set()
         # bubblewrap's --die-with-parent is PR_SET_PDEATHSIG, which follows the *thread* that forked
         # bwrap: were this thread to end, the worker would be SIGKILLed mid-grade (when bwrap set it up
