@@ -9,6 +9,7 @@ sees the arguments of its own calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Iterator, Sequence, overload
 
 from grader.sampling import CompiledQuestion, Trial, compile_question, draw_trial, draw_trials, draw_variants
@@ -83,12 +84,9 @@ def make_plan(problem_set: ProblemSet, seed: int, only: str | None = None, trial
 
     ``lazy``: draw each question when it is first needed instead (the values are the same).
     """
-    draws = [_drawer(compile_question(p, q), seed, trials, trial) for p, q in selected_questions(problem_set, only)]
+    draws = [partial(_draw, compile_question(p, q), seed, trials, trial)
+             for p, q in selected_questions(problem_set, only)]
     return Plan(problem_set, seed, Drawing(draws) if lazy else tuple(draw() for draw in draws), trials)
-
-
-def _drawer(cq: CompiledQuestion, seed: int, trials: int | None, only_trial: int | None) -> Callable[[], Drawn]:
-    return lambda: _draw(cq, seed, trials, only_trial)
 
 
 def _draw(cq: CompiledQuestion, seed: int, trials: int | None, only_trial: int | None) -> Drawn:
