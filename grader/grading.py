@@ -114,7 +114,7 @@ def grade(path: str | Path, problem_set: ProblemSet, seed: int, only: str | None
     start = time.perf_counter()
     sub = read_submission(path)  # an unreadable file fails before any drawing
     if sub.syntax_error is not None:
-        return _ungraded(sub, make_plan(problem_set, seed, only, trials, trial), start)
+        return _ungraded(sub, make_plan(problem_set, seed, only, trials, trial, lazy=True), start)
     with _sandbox(sub, problem_set, limits) as sandbox:
         sandbox.start()  # the worker boots (isolation, Python, NumPy) while the trials are drawn
         return _grade_in(sandbox, sub, make_plan(problem_set, seed, only, trials, trial, lazy=True), start)
@@ -183,8 +183,8 @@ def _ungraded(sub: Submission, plan: Plan, start: float) -> GradeResult:
     err = sub.syntax_error or SyntaxIssue(0, "does not compile", "")
     where = sub.locate(err.line)
     note = f"{sub.name}, {where}: SyntaxError: {err.message}" + (f"\n    {err.text.strip()}" if err.text else "")
-    outputs = [o for d in plan.questions for o in _uniform(d.cq.problem.name, d.cq.question, "error",
-                                                           f"the file does not compile ({where}: {err.message})")]
+    outputs = [o for cq in plan.compiled for o in _uniform(cq.problem.name, cq.question, "error",
+                                                         f"the file does not compile ({where}: {err.message})")]
     ps = plan.problem_set
     return GradeResult(sub.path, ps.name, ps.path, plan.seed, tuple(outputs), (note,), (),
                        time.perf_counter() - start, graded=False, trials=plan.trials)

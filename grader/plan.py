@@ -36,12 +36,13 @@ class Drawing(Sequence[Drawn]):
     and the worker runs it while the next is drawn (``grader.grading``).
     """
 
-    def __init__(self, draws: Sequence[Callable[[], Drawn]]) -> None:
-        self._draws = list(draws)
-        self._drawn: list[Drawn | None] = [None] * len(self._draws)
+    def __init__(self, compiled: Sequence[CompiledQuestion], draw: Callable[[CompiledQuestion], Drawn]) -> None:
+        self.compiled = tuple(compiled)
+        self._draw = draw
+        self._drawn: list[Drawn | None] = [None] * len(self.compiled)
 
     def __len__(self) -> int:
-        return len(self._draws)
+        return len(self.compiled)
 
     @overload
     def __getitem__(self, index: int) -> Drawn: ...
@@ -54,7 +55,7 @@ class Drawing(Sequence[Drawn]):
             return tuple(self[i] for i in range(len(self))[index])
         drawn = self._drawn[index]
         if drawn is None:
-            drawn = self._drawn[index] = self._draws[index]()
+            drawn = self._drawn[index] = self._draw(self.compiled[index])
         return drawn
 
     def __iter__(self) -> Iterator[Drawn]:
@@ -77,6 +78,13 @@ class Plan:
         """Whether every question is drawn already (false for a lazy plan that is not yet)."""
         return not isinstance(self.questions, Drawing) or self.questions.done
 
+    @property
+    def compiled(self) -> tuple[CompiledQuestion, ...]:
+        """The questions without their trials: a lazy plan draws none for them (a file that does not compile)."""
+        if isinstance(self.questions, Drawing):
+            return self.questions.compiled
+        return tuple(d.cq for d in self.questions)
+
 
 def make_plan(problem_set: ProblemSet, seed: int, only: str | None = None, trials: int | None = None,
               trial: int | None = None, lazy: bool = False) -> Plan:
@@ -84,9 +92,9 @@ def make_plan(problem_set: ProblemSet, seed: int, only: str | None = None, trial
 
     ``lazy``: draw each question when it is first needed instead (the values are the same).
     """
-    draws = [partial(_draw, compile_question(p, q), seed, trials, trial)
-             for p, q in selected_questions(problem_set, only)]
-    return Plan(problem_set, seed, Drawing(draws) if lazy else tuple(draw() for draw in draws), trials)
+    compiled = [compile_question(p, q) for p, q in selected_questions(problem_set, only)]
+    draw = partial(_draw, seed=seed, trials=trials, only_trial=trial)
+    return Plan(problem_set, seed, Drawing(compiled, draw) if lazy else tuple(map(draw, compiled)), trials)
 
 
 def _draw(cq: CompiledQuestion, seed: int, trials: int | None, only_trial: int | None) -> Drawn:

@@ -9,6 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
+from grader.grading import grade_planned
+from grader.plan import make_plan
+from grader.spec import load_problem_set
 
 from tests.helpers import BUNDLED, by_output, grade_json, write
 
@@ -51,6 +54,13 @@ def test_a_file_that_does_not_compile_scores_zero_with_the_line(tmp_path: Path) 
     assert code == 0 and report["score"] == 0 and report["graded"] is False
     assert "line 2: SyntaxError" in report["notes"][0]
     assert {q["status"] for q in report["questions"]} == {"error"}
+
+
+def test_a_file_that_does_not_compile_lists_every_question_without_drawing_any(tmp_path: Path) -> None:
+    plan = make_plan(load_problem_set(BUNDLED), 1, lazy=True)
+    result = grade_planned(write(tmp_path, "def reg_loss(yhat, y)\n    return 0\n"), plan)
+    assert not result.graded and len(result.outputs) == sum(len(cq.question.outputs) for cq in plan.compiled)
+    assert not plan.drawn  # the trials would go unused
 
 
 def test_missing_functions_are_missing_and_others_still_graded(tmp_path: Path) -> None:
