@@ -16,14 +16,19 @@ DEFAULT_FORBIDDEN = ("torch", "jax", "jaxlib", "tensorflow", "autograd", "mxnet"
                      "mygrad", "functorch")
 
 
-def forbidden_uses(source: str | ast.Module, modules: Iterable[str]) -> dict[str, str]:
+def forbidden_uses(source: str | ast.Module, modules: Iterable[str], tree: ast.Module | None = None
+                   ) -> dict[str, str]:
     """Map each top-level function that relies on a forbidden module to a message naming it.
 
-    ``source`` may be parsed already (``Submission.tree``): parsing is most of the cost.
+    ``tree`` is ``source`` parsed already (``Submission.tree``), or ``source`` may be the
+    tree itself: parsing and walking it are the whole cost, and text that cannot name a
+    forbidden module is not walked at all.
     """
     banned = set(modules)
+    if isinstance(source, str) and cannot_name(source, banned):
+        return {}
     try:
-        tree = source if isinstance(source, ast.Module) else ast.parse(source)
+        tree = tree or (source if isinstance(source, ast.Module) else ast.parse(source))
     except (SyntaxError, ValueError, RecursionError):
         return {}
     bound = _top_level_bindings(tree, banned)  # name -> module
@@ -36,6 +41,19 @@ def forbidden_uses(source: str | ast.Module, modules: Iterable[str]) -> dict[str
             direct[name] = module
     return {name: f"uses '{module}', which this problem set forbids: derive the result by hand with NumPy"
             for name, module in _through_calls(calls, direct).items()}
+
+
+def cannot_name(source: str, banned: Iterable[str]) -> bool:
+    """Whether the text alone rules out every use that ``forbidden_uses`` looks for.
+
+    In ASCII source a module is named verbatim, by an import or a name bound from one
+    (non-ASCII identifiers are normalized, so they could spell it otherwise). The only
+    other way is the string given to ``__import__`` or ``import_module``, which escapes
+    or literals joined by the parser can spell in pieces, but such a call names its
+    function verbatim. One pass over the text instead of a walk of every node.
+    """
+    return (source.isascii() and "__import__" not in source and "import_module" not in source
+            and not any(name in source for name in banned))
 
 
 def _root(module: str | None) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
 import pytest
 
-from grader.imports import DEFAULT_FORBIDDEN, forbidden_uses
+from grader.imports import DEFAULT_FORBIDDEN, cannot_name, forbidden_uses
 from grader.submission import SubmissionError, read_submission
 
 
@@ -102,6 +103,27 @@ def test_forbidden_imports_mark_exactly_the_functions_that_use_them() -> None:
     assert "'torch'" in found["uses_alias"] and "'torch'" in found["calls_a_forbidden_helper"]
     assert "'jax'" in found["uses_from_import"] and "'autograd'" in found["dynamic"]
     assert forbidden_uses(SOURCE, ["sympy"]) == {}
+
+
+@pytest.mark.parametrize("module_code,use", [
+    ("", '__import__("to" "rch").tensor(x)'),  # the parser joins the literals: "torch" is nowhere in the text
+    ("", '__import__("\\x74orch").tensor(x)'),  # an escape spells it
+    ("from importlib import import_module", 'import_module("ja" "x").numpy.sum(x)'),
+    ("import \uff54\uff4f\uff52\uff43\uff48 as t", "t.tensor(x)"),  # full-width letters: the name is torch
+])
+def test_forbidden_modules_spelled_other_than_verbatim_are_found(module_code: str, use: str) -> None:
+    source = f"{module_code}\n\ndef uses(x):\n    return {use}\n\ndef clean(x):\n    return x\n"
+    assert not cannot_name(source, DEFAULT_FORBIDDEN)  # the text alone does not clear it: the tree is walked
+    assert forbidden_uses(source, DEFAULT_FORBIDDEN).keys() == {"uses"}
+
+
+def test_text_that_cannot_name_a_forbidden_module_is_not_walked(monkeypatch: pytest.MonkeyPatch) -> None:
+    clean = "import numpy as np\n\ndef f(x):\n    return np.tanh(x)  # \\frac{d}{dx} by hand\n"
+    assert cannot_name(clean, DEFAULT_FORBIDDEN)
+    monkeypatch.setattr("grader.imports._uses", lambda *args: pytest.fail("walked"))
+    assert forbidden_uses(clean, DEFAULT_FORBIDDEN, ast.parse(clean)) == {}
+    for named in ("import torch\n", "x = 1  # torch\n", "t = __import__(name)\n", "import_module(n)\n", "é = 1\n"):
+        assert not cannot_name(clean + named, DEFAULT_FORBIDDEN), named
 
 
 @pytest.mark.parametrize("module_code,use", [
