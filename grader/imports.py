@@ -10,6 +10,7 @@ forbidden. Functions that stay clear of it are graded as usual.
 from __future__ import annotations
 
 import ast
+import unicodedata
 from typing import Iterable
 
 DEFAULT_FORBIDDEN = ("torch", "jax", "jaxlib", "tensorflow", "autograd", "mxnet", "paddle", "theano", "chainer",
@@ -46,14 +47,14 @@ def forbidden_uses(source: str | ast.Module, modules: Iterable[str], tree: ast.M
 def cannot_name(source: str, banned: Iterable[str]) -> bool:
     """Whether the text alone rules out every use that ``forbidden_uses`` looks for.
 
-    In ASCII source a module is named verbatim, by an import or a name bound from one
-    (non-ASCII identifiers are normalized, so they could spell it otherwise). The only
-    other way is the string given to ``__import__`` or ``import_module``, which escapes
-    or literals joined by the parser can spell in pieces, but such a call names its
-    function verbatim. One pass over the text instead of a walk of every node.
+    An import or a name bound from one spells the module as an identifier, which Python
+    reads in NFKC form: in the text so normalized it appears verbatim. The only other way
+    is the string given to ``__import__`` or ``import_module``, which escapes or literals
+    joined by the parser can spell in pieces, but such a call names its function as an
+    identifier. One pass over the text instead of a walk of every node.
     """
-    return (source.isascii() and "__import__" not in source and "import_module" not in source
-            and not any(name in source for name in banned))
+    text = source if source.isascii() else unicodedata.normalize("NFKC", source)
+    return "__import__" not in text and "import_module" not in text and not any(name in text for name in banned)
 
 
 def _root(module: str | None) -> str:

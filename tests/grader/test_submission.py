@@ -118,11 +118,12 @@ def test_forbidden_modules_spelled_other_than_verbatim_are_found(module_code: st
 
 
 def test_text_that_cannot_name_a_forbidden_module_is_not_walked(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean = "import numpy as np\n\ndef f(x):\n    return np.tanh(x)  # \\frac{d}{dx} by hand\n"
+    clean = "import numpy as np\n\ndef f(x):\n    return np.tanh(x)  # \\frac{d}{dx}: 1 − tanh² by hand\n"
     assert cannot_name(clean, DEFAULT_FORBIDDEN)
     monkeypatch.setattr("grader.imports._uses", lambda *args: pytest.fail("walked"))
     assert forbidden_uses(clean, DEFAULT_FORBIDDEN, ast.parse(clean)) == {}
-    for named in ("import torch\n", "x = 1  # torch\n", "t = __import__(name)\n", "import_module(n)\n", "é = 1\n"):
+    for named in ("import torch\n", "x = 1  # torch\n", "t = __import__(name)\n", "import_module(n)\n",
+                  "t = __ｉｍｐｏｒｔ__(name)\n", "ｊａｘ = None\n"):
         assert not cannot_name(clean + named, DEFAULT_FORBIDDEN), named
 
 
