@@ -96,6 +96,9 @@ class WorkerLauncher(Protocol):
                cgroup: PidsCgroup | None) -> Worker | None:
         """A started worker, not loaded yet, in ``cgroup``; or None: the sandbox then starts a fresh process."""
 
+    def take_booted(self, isolation: Isolation | None, limits: Limits) -> Booted | None:
+        """A first worker for a new sandbox, booted ahead with its cgroup and scratch; or None: it starts its own."""
+
 
 # the launcher of sandboxes made without one, e.g. by grade_planned for a batch pool process (grader.batch)
 LAUNCHER: ContextVar[WorkerLauncher | None] = ContextVar("grader_sandbox_launcher", default=None)
@@ -136,13 +139,16 @@ class Sandbox:
 
         ``forbidden``: top-level modules the worker refuses to import (status ``forbidden``).
         ``isolation``: None for the strongest the host offers, or ``$GRADE_ISOLATION``'s choice.
-        ``launcher``: how workers start (None: ``LAUNCHER``'s, else each in a fresh process).
+        ``launcher``: how workers start (None: ``LAUNCHER``'s, else each in a fresh process); unless
+        ``booted`` is given, the first may have been booted while the previous sandbox ran (``take_booted``).
         ``booted``: a worker started before the submission was known (``grader.prestart``), adopted
         as this sandbox's first worker; it must have been started with ``limits``.
         """
         if booted is not None and (booted.limits != limits or (isolation or booted.isolation) != booted.isolation):
             raise SandboxError("a pre-started worker can only be adopted with the limits and isolation it has")
         self._launcher = launcher if launcher is not None else LAUNCHER.get()
+        if booted is None and self._launcher is not None:
+            booted = self._launcher.take_booted(isolation, limits)
         self._source, self._filename, self._limits, self._locate = source, filename, limits, locate
         self._forbidden = sorted(set(forbidden))
         self._isolation = booted.isolation if booted else isolation or select()

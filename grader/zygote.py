@@ -28,12 +28,15 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from grader.isolation import SANDBOX_SCRATCH, Isolation
 from grader.isolation import select as select_isolation
+from grader.prestart import Booted, discard_parts
 from grader.process_cgroup import PidsCgroup
 from grader.sandbox_process import (Limits, SandboxError, Worker, apply_rlimits, rlimit_plan, worker_environment)
 
@@ -140,6 +143,11 @@ class Zygote:
     def spawn(self, env: dict[str, str], plan: RlimitPlan, scratch_size: int, cgroup: PidsCgroup | None,
               max_output: int) -> ForkedWorker:
         """A new worker in fresh namespaces, set up and waiting for the ``load`` request; else ``ZygoteError``."""
+        return self.request(env, plan, scratch_size, cgroup, max_output).worker()
+
+    def request(self, env: dict[str, str], plan: RlimitPlan, scratch_size: int, cgroup: PidsCgroup | None,
+                max_output: int) -> PendingWorker:
+        """Ask for a new worker and return at once: the zygote sets it up while the caller goes on."""
         self._await_ready()
         ours, theirs = _pipes()
         status, their_status = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -165,13 +173,7 @@ class Zygote:
         finally:
             _close(*theirs)
             their_status.close()
-        try:
-            monitor = self._started(status)
-            return ForkedWorker(*ours, status, monitor, max_output)
-        except BaseException:
-            _close(*ours)
-            status.close()
-            raise
+        return PendingWorker(self, ours, status, max_output)
 
     def close(self) -> None:
         """Stop the zygote and everything still in its namespaces; safe to call twice."""
@@ -201,7 +203,7 @@ class Zygote:
             raise ZygoteError(f"the zygote ended while starting{self._last_words()}")
         self._ready = True
 
-    def _started(self, status: socket.socket) -> int:
+    def monitor_started(self, status: socket.socket) -> int:
         """The monitor's pid once it says its worker is ready; ``ZygoteError`` if it says why not or ends."""
         if not _readable(status, SPAWN_TIMEOUT):
             raise ZygoteError(f"the zygote did not fork a worker within {SPAWN_TIMEOUT:g} s{self._last_words()}")
@@ -225,6 +227,41 @@ class Zygote:
         return f": {text}" if text else ""
 
 
+class PendingWorker:
+    """A worker the zygote was asked for and may still be setting up: ``worker`` waits for it."""
+
+    def __init__(self, zygote: Zygote, ours: list[int], status: socket.socket, max_output: int) -> None:
+        self._zygote, self._ours, self._status, self._max_output = zygote, ours, status, max_output
+
+    def worker(self) -> ForkedWorker:
+        """The worker once its monitor says it is ready; ``ZygoteError`` if it says why not, or ends, or hangs."""
+        try:
+            monitor = self._zygote.monitor_started(self._status)
+            return ForkedWorker(*self._ours, self._status, monitor, self._max_output)
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """Close this side of its pipes and status socket: a monitor that finds them closed kills its worker."""
+        _close(*self._ours)
+        self._status.close()
+
+
+@dataclass(frozen=True)
+class _Spare:
+    """The next sandbox's worker, asked for while this one grades: its limits, cgroup and scratch go with it."""
+
+    limits: Limits
+    cgroup: PidsCgroup | None
+    scratch: Path
+    pending: PendingWorker
+
+    def discard(self) -> None:
+        self.pending.abandon()
+        discard_parts(None, self.scratch, self.cgroup)  # the cgroup's removal kills whatever was set up
+
+
 class ZygoteLauncher:
     """The ``WorkerLauncher`` of a batch pool process: forks every sandbox's workers from one zygote.
 
@@ -241,6 +278,7 @@ class ZygoteLauncher:
         self._served = 0  # workers forked so far
         self._failed_in_a_row = 0
         self._last_forked = False
+        self._spare: _Spare | None = None
         self.gave_up: str | None = None  # why this process starts fresh workers only, once it does
 
     @property
@@ -291,9 +329,58 @@ class ZygoteLauncher:
             self.gave_up = why
         return None
 
+    def take_booted(self, isolation: Isolation | None, limits: Limits) -> Booted | None:
+        """The worker asked for while the last sandbox graded, if it fits this one; the next is asked for now.
+
+        A pool process grades one submission after another, and setting a worker up is mostly
+        waiting on the kernel (joining its pids cgroup waits out an RCU grace period, 10-20 ms
+        here): asked for one sandbox ahead, that wait passes while the previous one grades.
+        """
+        spare, self._spare = self._spare, None
+        fits = spare is not None and spare.limits == limits and isolation in (None, self._isolation)
+        booted = self._adopt(spare) if spare is not None and fits else None
+        if spare is not None and not fits:
+            spare.discard()
+        if isolation in (None, self._isolation):
+            self._spare = self._ask(limits)
+        return booted
+
     def close(self) -> None:
-        """Stop the zygote; safe to call twice."""
+        """Stop the zygote and drop the worker asked for ahead; safe to call twice."""
         self._discard()
+        self.drop_spare()
+
+    def drop_spare(self) -> None:
+        """Kill the worker asked for ahead, if any, and remove its cgroup and scratch: the next sandbox boots its own."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.discard()
+
+    def _ask(self, limits: Limits) -> _Spare | None:
+        if self.gave_up is not None or self._zygote is None:
+            return None  # the first sandbox starts the zygote through launch(), which also finds out if it can
+        cgroup = PidsCgroup.create(limits.processes)
+        scratch = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
+        (scratch / "run-0").mkdir()
+        try:
+            pending = self._zygote.request(worker_environment(Path(SANDBOX_SCRATCH)), rlimit_plan(limits),
+                                           limits.scratch_size, cgroup, limits.max_output)
+        except ZygoteError:
+            discard_parts(None, scratch, cgroup)
+            self._discard()  # the next launch starts another zygote
+            return None
+        return _Spare(limits, cgroup, scratch, pending)
+
+    def _adopt(self, spare: _Spare) -> Booted | None:
+        try:
+            worker = spare.pending.worker()
+        except ZygoteError:
+            spare.discard()
+            self._discard()
+            return None
+        self._served += 1
+        self._failed_in_a_row, self._last_forked = 0, True
+        return Booted(self._isolation, spare.limits, spare.cgroup, spare.scratch, worker)
 
     def _discard(self) -> None:
         if self._zygote is not None:

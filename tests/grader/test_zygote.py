@@ -243,6 +243,32 @@ def test_a_fork_bomb_costs_its_own_submission_only(launcher: ZygoteLauncher) -> 
     assert launcher.zygotes_started == 1
 
 
+def test_the_next_sandbox_adopts_a_worker_asked_for_ahead(launcher: ZygoteLauncher,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    launcher.start()  # as a pool process does: then even its first sandbox asks ahead for the next
+    made: list[PidsCgroup] = []
+    original = PidsCgroup.create
+    monkeypatch.setattr(PidsCgroup, "create", lambda n: made.append(original(n)) or made[-1])  # type: ignore[func-returns-value]
+    with forked("def f():\n    return 1.0\n", launcher) as first:
+        assert run(first, "f").status == "ok"
+    if None in made:
+        pytest.skip("no writable pids cgroup here")
+    ahead, own = made
+    assert not own.path.exists() and ahead.path.exists()  # the first's removed; the next one's waiting
+    booted = launcher.take_booted(None, FAST)
+    assert booted is not None and booted.cgroup is ahead
+    with Sandbox("def f():\n    return 2.0\n", "student.py", FAST, launcher=launcher, booted=booted) as second:
+        result = run(second, "f")
+        assert (result.status, float(result.outputs[0])) == ("ok", 2.0) and LAYER in second.load().layers
+    assert not ahead.path.exists()
+    waiting = made[-1]  # asked for when the second took its worker
+    assert launcher.take_booted(None, Limits(processes=7)) is None  # other limits: not handed out, dropped
+    assert not waiting.path.exists() and made[-1].path.exists()
+    launcher.close()
+    assert [c.path for c in made if c.path.exists()] == []
+    assert launcher.zygotes_started == 1
+
+
 # --- a zygote that dies or cannot serve --------------------------------------------------------
 
 SLOW = "import time\ndef slow():\n    time.sleep(3)\n    return 1.0\ndef f():\n    return 1.0\n"
