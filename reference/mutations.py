@@ -12,6 +12,7 @@ alone, so they work for any spec.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -30,8 +31,13 @@ class Mutation:
     replace: Mapping[int, Op]
 
 
-def mutations(root: Node) -> list[Mutation]:
-    """Every single-node mistake on the derivative paths of ``root``, then every related function."""
+@lru_cache(maxsize=1024)
+def mutations(root: Node) -> tuple[Mutation, ...]:
+    """Every single-node mistake on the derivative paths of ``root``, then every related function.
+
+    Kept per node: the same mutations, and so the programs compiled for them (``evaluate``
+    caches those by mutation), serve every submission of a batch that makes a mistake there.
+    """
     found: list[Mutation] = []
     for d in (n for n in walk(root) if isinstance(n, Derivative)):
         live = _live(d)
@@ -43,7 +49,7 @@ def mutations(root: Node) -> list[Mutation]:
             found += [Mutation(f"{r.name} for '{node.text}'", {id(node): replace(node.op, forward=r.forward,
                                                                                   vjp=r.vjp)})
                       for r in node.op.related]
-    return found
+    return tuple(found)
 
 
 def text(node: Node) -> str:

@@ -181,3 +181,21 @@ def test_torch_evaluator_keeps_the_reference_errors() -> None:
         evaluate_torch(_resolve("grad(z3, W2)"), _env())
     with pytest.raises(EvaluationError, match="same shape"):
         evaluate_torch(_resolve("derivative(sum(z), z)"), _env())
+
+
+def test_a_mutation_is_compiled_once_for_every_evaluation_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a batch diagnoses the same mistake in many submissions: the mutations and their programs are kept
+    import reference.evaluate as evaluate_module
+    from reference.mutations import mutations
+
+    node = _resolve("grad(loss, W1)")
+    found = mutations(node)
+    assert found and mutations(node) is found
+    compiled: list[object] = []
+    original = evaluate_module.compile_program
+    monkeypatch.setattr(evaluate_module, "compile_program", lambda *a: compiled.append(a) or original(*a))
+    first = [evaluate(node, _env(seed), replace=m.replace) for m in mutations(node) for seed in (1, 2)]
+    count = len(compiled)
+    again = [evaluate(node, _env(seed), replace=m.replace) for m in mutations(node) for seed in (1, 2)]
+    assert len(compiled) == count  # nothing compiled the second time
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(first, again))
