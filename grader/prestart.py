@@ -52,15 +52,20 @@ def start_worker(isolation: Isolation, limits: Limits, cgroup: PidsCgroup | None
 def boot(limits: Limits) -> Booted:
     """Everything of a sandbox that comes before its submission: isolation, cgroup, scratch, a started worker."""
     isolation = select()
-    cgroup = PidsCgroup.create(limits.processes)
-    scratch = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
-    workdir = scratch / "run-0"
-    workdir.mkdir()
+    cgroup, scratch = new_parts(limits)
     try:
-        return Booted(isolation, limits, cgroup, scratch, start_worker(isolation, limits, cgroup, workdir))
+        return Booted(isolation, limits, cgroup, scratch, start_worker(isolation, limits, cgroup, scratch / "run-0"))
     except BaseException:
         discard_parts(None, scratch, cgroup)
         raise
+
+
+def new_parts(limits: Limits) -> tuple[PidsCgroup | None, Path]:
+    """A new sandbox's pids cgroup (None where none can be made) and scratch, with its first working directory."""
+    cgroup = PidsCgroup.create(limits.processes)
+    scratch = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
+    (scratch / "run-0").mkdir()
+    return cgroup, scratch
 
 
 def discard_parts(worker: Worker | None, scratch: Path, cgroup: PidsCgroup | None) -> None:

@@ -28,7 +28,6 @@ import signal
 import socket
 import struct
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Sequence
 
 from grader.isolation import SANDBOX_SCRATCH, Isolation
 from grader.isolation import select as select_isolation
-from grader.prestart import Booted, discard_parts
+from grader.prestart import Booted, discard_parts, new_parts
 from grader.process_cgroup import PidsCgroup
 from grader.sandbox_process import (Limits, SandboxError, Worker, apply_rlimits, rlimit_plan, worker_environment)
 
@@ -243,8 +242,9 @@ class PendingWorker:
             raise
 
     def abandon(self) -> None:
-        """Close this side of its pipes and status socket: a monitor that finds them closed kills its worker."""
-        _close(*self._ours)
+        """Close this side of its pipes and status socket (once): a monitor that finds them closed kills its worker."""
+        ours, self._ours = self._ours, []  # a descriptor closed twice could by then be another's
+        _close(*ours)
         self._status.close()
 
 
@@ -359,9 +359,7 @@ class ZygoteLauncher:
     def _ask(self, limits: Limits) -> _Spare | None:
         if self.gave_up is not None or self._zygote is None:
             return None  # the first sandbox starts the zygote through launch(), which also finds out if it can
-        cgroup = PidsCgroup.create(limits.processes)
-        scratch = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
-        (scratch / "run-0").mkdir()
+        cgroup, scratch = new_parts(limits)
         try:
             pending = self._zygote.request(worker_environment(Path(SANDBOX_SCRATCH)), rlimit_plan(limits),
                                            limits.scratch_size, cgroup, limits.max_output)
