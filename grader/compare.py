@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from grader.memo import Memo
 from grader.spec import Tolerance
 
 
@@ -72,23 +73,42 @@ def compare_many(got: Sequence[np.ndarray], expected: Sequence[np.ndarray], tol:
     """``compare_values`` on every pair of equal shapes at once: which fail it, and the numbers of the rest.
 
     A question's trials are judged in a few NumPy calls instead of a dozen each; only a
-    trial that fails needs ``compare_values`` again, for the report it gives.
+    trial that fails needs ``compare_values`` again, for the report it gives. The expected
+    side is prepared once for the same arrays (a batch compares every submission with them).
     """
     if not got:
         return Agreement((), math.nan, math.nan)
     with np.errstate(all="ignore"):  # an overflowing difference is an infinite error, a subnormal ratio an infinite one
-        return _agreement(got, expected, tol)
+        return _agreement(got, _EXPECTED.get(tuple(expected), tol, lambda: _Expected.of(expected, tol)))
 
 
-def _agreement(got: Sequence[np.ndarray], expected: Sequence[np.ndarray], tol: Tolerance) -> Agreement:
-    ends = np.cumsum([e.size for e in expected])
+@dataclass(frozen=True)
+class _Expected:
+    """The expected values of many trials end to end, with what the comparison needs of them alone."""
+
+    ends: np.ndarray  # where each trial's values end
+    values: np.ndarray
+    magnitude: np.ndarray
+    allowed: np.ndarray  # atol + rtol * |expected|
+
+    @staticmethod
+    def of(expected: Sequence[np.ndarray], tol: Tolerance) -> _Expected:
+        values = np.concatenate([a.reshape(-1) for a in expected])
+        magnitude = np.abs(values)
+        return _Expected(np.cumsum([a.size for a in expected]), values, magnitude, tol.atol + tol.rtol * magnitude)
+
+
+_EXPECTED: Memo[_Expected] = Memo(1024)  # one per question output of a plan
+
+
+def _agreement(got: Sequence[np.ndarray], expected: _Expected) -> Agreement:
+    ends = expected.ends
     g = np.concatenate([a.reshape(-1) for a in got])
-    e = np.concatenate([a.reshape(-1) for a in expected])
-    err = np.abs(g - e)
-    magnitude = np.abs(e)
-    bad = ~(err <= tol.atol + tol.rtol * magnitude)  # a NaN error (NaN answer, overflow) is never within
+    err = np.abs(g - expected.values)
+    bad = ~(err <= expected.allowed)  # a NaN error (NaN answer, overflow) is never within
     bad |= ~np.isfinite(g)
     failed: tuple[int, ...] = ()
+    magnitude = expected.magnitude
     if bad.any():
         failed = tuple(int(t) for t in np.unique(np.searchsorted(ends, np.flatnonzero(bad), side="right")))
         if len(failed) == len(got):

@@ -17,6 +17,7 @@ from typing import Any, Collection, Sequence
 
 import numpy as np
 
+from grader.memo import Memo
 from grader.sampling import compile_question, largest_dims
 from grader.sandbox import Batch, Limits, Sandbox
 from grader.spec import ProblemSpec, QuestionSpec
@@ -105,8 +106,17 @@ def _reference(p: ProblemSpec, q: QuestionSpec, x: np.ndarray) -> np.ndarray | N
 
 def _plot(p: ProblemSpec, q: QuestionSpec, expected: np.ndarray, got: np.ndarray | None, message: str
           ) -> dict[str, Any]:
-    return {"problem": p.name, "question": q.id, "function": q.function, "x": _numbers(GRID),
-            "expected": _numbers(expected), "got": None if got is None else _numbers(got), "message": message}
+    return {"problem": p.name, "question": q.id, "function": q.function, "x": _reference_numbers(GRID),
+            "expected": _reference_numbers(expected), "got": None if got is None else _numbers(got),
+            "message": message}
+
+
+_REFERENCE_NUMBERS: Memo[tuple[float | None, ...]] = Memo(256)
+
+
+def _reference_numbers(values: np.ndarray) -> list[float | None]:
+    # the grid and the reference curves are the same in every report of a batch: rounded once
+    return list(_REFERENCE_NUMBERS.get((values,), None, lambda: tuple(_numbers(values))))
 
 
 def _numbers(values: np.ndarray) -> list[float | None]:

@@ -16,17 +16,20 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import numpy as np
 
 from grader.compare import within_tolerance
+from grader.memo import Memo
 from reference.errors import ToolkitError
 from reference.evaluate import evaluate
 from reference.expr import Diff, Expr, Name
 from reference.graph import Derivative, Node, walk
-from reference.mutations import mutations, text
+from reference.mutations import Mutation, mutations, text
 
 if TYPE_CHECKING:
     from grader.diagnose import Context, Failed
     from grader.sampling import CompiledQuestion, Trial
 
 MIN_SPLIT = 3  # elements on each side of a "wrong only where ..." split, over all failing trials
+# what a hypothesis's formula may raise on a trial: it then explains nothing there
+NOT_EXPLAINED = (ToolkitError, ValueError, IndexError, TypeError, KeyError)
 
 
 def leaf_env(t: "Trial") -> dict[str, np.ndarray]:
@@ -47,7 +50,7 @@ def _explained(failures: Sequence["Failed"], ctx: "Context",
     for f in failures:  # the first trial that does not fit ends the test: most hypotheses fail at once
         try:
             alt = value(f.trial)
-        except (ToolkitError, ValueError, IndexError, TypeError, KeyError):
+        except NOT_EXPLAINED:
             return False
         got = aligned(f.got, alt.shape)
         if got is None or not np.all(np.isfinite(alt)) or not within_tolerance(got, alt, ctx.tol):
@@ -65,8 +68,27 @@ def path_mistake(failures: Sequence["Failed"], ctx: "Context") -> str | None:
         return None
     node = ctx.cq.output_nodes[ctx.output]
     found = [m.description for m in mutations(node)
-             if _explained(failures, ctx, lambda t, m=m: evaluate(node, leaf_env(t), replace=m.replace))]
+             if _explained(failures, ctx, lambda t, m=m: _mistaken(node, t, m))]
     return "equals the expected value computed with " + "; or with ".join(found) if found else None
+
+
+# a mistake's value on a trial, or why it has none: the same for every student whose answer it is tried on
+_MISTAKEN: Memo[np.ndarray | Exception] = Memo(32768)
+
+
+def _mistaken(node: Node, t: "Trial", m: Mutation) -> np.ndarray:
+    """``node`` on trial ``t`` with the mistake ``m``, worked out once per batch."""
+    value = _MISTAKEN.get((node, t, m), None, lambda: _evaluate_mistaken(node, t, m))
+    if isinstance(value, Exception):
+        raise value.with_traceback(None)
+    return value
+
+
+def _evaluate_mistaken(node: Node, t: "Trial", m: Mutation) -> np.ndarray | Exception:
+    try:
+        return evaluate(node, leaf_env(t), replace=m.replace)
+    except NOT_EXPLAINED as exc:
+        return exc
 
 
 # --- a neighbouring quantity of the same problem ------------------------------------------

@@ -22,6 +22,7 @@ import numpy as np
 
 from grader.compare import Comparison, compare_many, compare_positive_affine, compare_values
 from grader.imports import forbidden_uses
+from grader.memo import Memo
 from grader import prestart
 from grader.plan import Drawn, Plan, make_plan
 from grader.sampling import CompiledQuestion, Trial
@@ -209,7 +210,7 @@ def _refusal(drawn: Drawn, load: LoadReport, sub: Submission, forbidden: str | N
     return None
 
 
-_BATCHES: dict[int, tuple[Drawn, Batch]] = {}  # by id(drawn), holding the Drawn so that its id stays its own
+_BATCHES: Memo[Batch] = Memo(512)  # a few plans' worth of questions
 
 
 def _batch(drawn: Drawn) -> Batch:
@@ -218,16 +219,10 @@ def _batch(drawn: Drawn) -> Batch:
     A trial's calls stop at its first failed one (a hang must not cost every variant its
     timeout), and a timeout, crash or forbidden import ends the question.
     """
-    hit = _BATCHES.get(id(drawn))
-    if hit is not None and hit[0] is drawn:
-        return hit[1]
     cq = drawn.cq
-    batch = Batch.of(cq.question.function, [_args(cq, v) for group in drawn.groups for v in group], _n_outputs(cq),
-                     cq.question.timeout, groups=[len(group) for group in drawn.groups], stop_on=("forbidden",))
-    if len(_BATCHES) >= 512:  # a few plans' worth; tests and long sessions draw many
-        del _BATCHES[next(iter(_BATCHES))]
-    _BATCHES[id(drawn)] = (drawn, batch)
-    return batch
+    return _BATCHES.get((drawn,), None, lambda: Batch.of(
+        cq.question.function, [_args(cq, v) for group in drawn.groups for v in group], _n_outputs(cq),
+        cq.question.timeout, groups=[len(group) for group in drawn.groups], stop_on=("forbidden",)))
 
 
 def _judge(cq: CompiledQuestion, groups: Sequence[tuple[Trial, ...]], results: Sequence[CallResult]

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from grader.distributions import DISTRIBUTIONS, fixed_value
+from grader.memo import Memo
 from grader.seeding import DrawKey
 from grader.spec import DimSpec, InputSpec, ProblemSpec, QuestionSpec
 from reference.errors import EvaluationError, ExpressionError, SamplingError
@@ -218,8 +219,16 @@ def simpler_trial(cq: CompiledQuestion, trial: Trial, smallest: bool, decimals: 
 
     The result is a trial that is easier to check by hand; None when it comes near a
     kink or is not finite (rounding can land on ReLU's 0). The dimensions and values
-    a fixed case sets are kept.
+    a fixed case sets are kept. It depends on the trial alone, so a batch draws it once
+    for every submission whose smallest failing example starts from that trial.
     """
+    return _SIMPLER.get((cq, trial), (smallest, decimals), lambda: _simpler_trial(cq, trial, smallest, decimals))
+
+
+_SIMPLER: Memo[Trial | None] = Memo(4096)  # five per failing trial shown
+
+
+def _simpler_trial(cq: CompiledQuestion, trial: Trial, smallest: bool, decimals: int | None) -> Trial | None:
     case = dict(trial.case or {})
     key = _key(cq, trial.seed, trial.index, trial.attempt, 0)
     try:

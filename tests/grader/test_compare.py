@@ -179,3 +179,16 @@ def test_many_trials_name_the_failing_ones_among_empty_and_scalar_trials() -> No
     # an infinite answer fails even where the reference is infinite too, as compare_values says
     assert agreement.failed == (1, 4) and (agreement.max_abs, agreement.max_rel) == (0.0, 0.0)
     assert compare_many([], [], TOL).failed == ()
+
+
+def test_the_expected_side_prepared_once_serves_every_answer_and_tolerance() -> None:
+    e = [np.array([1.0, 2.0]), np.array(3.0)]
+    close = [np.array([1.0, 2.0 + 1e-4]), np.array(3.0)]
+    far = [np.array([1.5, 2.0]), np.array(3.0)]
+    loose, exact = Tolerance(rtol=1e-3, atol=0.0), Tolerance(rtol=0.0, atol=0.0)
+    assert compare_many(close, e, loose).failed == ()
+    assert compare_many(far, e, loose).failed == (0,)  # the same expected arrays, another answer
+    assert compare_many(close, e, exact).failed == (0,)  # the same arrays, another tolerance
+    assert compare_many(close, list(e), loose).failed == ()  # the same arrays in another list
+    assert compare_many(close, [a + 1.0 for a in e], loose).failed == (0, 1)
+    assert compare_many(close, e, loose).max_abs == (2.0 + 1e-4) - 2.0

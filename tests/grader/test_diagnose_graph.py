@@ -163,3 +163,22 @@ def test_a_neighbour_is_not_said_when_a_path_mistake_explains_the_answer(tmp_pat
 def test_a_wrong_answer_that_fits_no_hypothesis_gets_none(tmp_path: Path, problem_set) -> None:
     out = graded(tmp_path, problem_set, {"return 2 * (3 * v * v + 2 * v)": "return np.cos(v) + 3"})["dw_dv"]
     assert out.status == "failed" and out.diagnosis == ()
+
+
+def test_a_batch_works_out_each_mistake_on_a_trial_once(tmp_path: Path, problem_set, monkeypatch) -> None:
+    import grader.diagnose_graph as graph
+    from grader.grading import grade_planned
+    from grader.plan import make_plan
+
+    evaluated: list[str] = []
+    real = graph._evaluate_mistaken
+    monkeypatch.setattr(graph, "_evaluate_mistaken", lambda node, t, m: evaluated.append(m.description) or
+                        real(node, t, m))
+    path = tmp_path / "student.py"
+    path.write_text(RIGHT.replace("return 6 * h * h * (1 - h)", "return 6 * h"))
+    plan = make_plan(problem_set, 11, None, 6)  # drawn once, as a batch does for all its submissions
+    first = {o.function: o for o in grade_planned(path, plan).outputs}["dL_dz"]
+    count = len(evaluated)
+    second = {o.function: o for o in grade_planned(path, plan).outputs}["dL_dz"]
+    assert count > 0 and len(evaluated) == count  # the second student's answer is tried on the same values
+    assert first.diagnosis == second.diagnosis and "sigmoid" in first.diagnosis[0]

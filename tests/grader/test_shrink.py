@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,19 @@ def test_a_simpler_trial_has_the_smallest_dims_and_round_inputs_but_keeps_a_simp
     assert np.allclose(t.args["x"] * 10, np.round(t.args["x"] * 10), atol=1e-12)
     assert np.isclose(t.args["p"].sum(), 1.0) and not np.allclose(t.args["p"] * 10, np.round(t.args["p"] * 10))
     assert t.index == base.index and t.seed == base.seed
+
+
+def test_a_simpler_trial_is_drawn_once_per_trial_and_is_the_same_as_drawn_afresh(tmp_path: Path) -> None:
+    cq = question(tmp_path)
+    base = draw_trial(cq, seed=5, index=3)
+    first = simpler_trial(cq, base, smallest=True, decimals=1)
+    assert simpler_trial(cq, base, smallest=True, decimals=1) is first  # the next submission's example reuses it
+    assert simpler_trial(cq, base, smallest=True, decimals=2) is not first
+    again = simpler_trial(cq, replace(base), smallest=True, decimals=1)  # an equal trial, not the same object
+    assert again is not first and first is not None and again is not None
+    assert dict(again.dims) == dict(first.dims)
+    assert all(np.array_equal(again.args[k], first.args[k]) for k in first.args)
+    assert all(np.array_equal(a, b) for a, b in zip(again.expected, first.expected))
 
 
 def test_a_simpler_trial_keeps_its_own_dims_when_asked(tmp_path: Path) -> None:
