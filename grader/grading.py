@@ -147,7 +147,7 @@ def _sandbox(sub: Submission, problem_set: ProblemSet, limits: Limits | None) ->
 def _grade_in(sandbox: Sandbox, sub: Submission, plan: Plan, start: float,
               then: Callable[[Sandbox, LoadReport], None] | None = None) -> GradeResult:
     sandbox.preload()  # the worker loads the file while this process checks its imports and draws
-    forbidden = forbidden_uses(sub.source, plan.problem_set.forbidden_imports, sub.tree)
+    forbidden = forbidden_uses(sub.source, plan.problem_set.forbidden_imports)
     refused: list[list[OutputResult] | None] = []
 
     def runnable() -> Iterator[Batch]:

@@ -17,19 +17,17 @@ DEFAULT_FORBIDDEN = ("torch", "jax", "jaxlib", "tensorflow", "autograd", "mxnet"
                      "mygrad", "functorch")
 
 
-def forbidden_uses(source: str | ast.Module, modules: Iterable[str], tree: ast.Module | None = None
-                   ) -> dict[str, str]:
+def forbidden_uses(source: str | ast.Module, modules: Iterable[str]) -> dict[str, str]:
     """Map each top-level function that relies on a forbidden module to a message naming it.
 
-    ``tree`` is ``source`` parsed already (``Submission.tree``), or ``source`` may be the
-    tree itself: parsing and walking it are the whole cost, and text that cannot name a
-    forbidden module is not walked at all.
+    ``source`` is the text, or the tree if it was parsed already: parsing and walking it are
+    the whole cost, and text that cannot name a forbidden module is neither parsed nor walked.
     """
     banned = set(modules)
     if isinstance(source, str) and cannot_name(source, banned):
         return {}
     try:
-        tree = tree or (source if isinstance(source, ast.Module) else ast.parse(source))
+        tree = source if isinstance(source, ast.Module) else ast.parse(source)
     except (SyntaxError, ValueError, RecursionError):
         return {}
     bound = _top_level_bindings(tree, banned)  # name -> module

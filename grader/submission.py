@@ -13,7 +13,8 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from reference.errors import ToolkitError
@@ -40,8 +41,18 @@ class Submission:
     notes: tuple[str, ...]  # what reading changed (skipped magics)
     cells: tuple[tuple[int, int], ...] | None  # per source line (1-based index - 1): (cell, line in cell)
     syntax_error: SyntaxIssue | None
-    functions: tuple[str, ...]  # top-level functions, found statically
-    tree: ast.Module | None = field(default=None, compare=False, repr=False)  # parsed once, for the import check
+
+    @cached_property
+    def functions(self) -> tuple[str, ...]:
+        """The top-level functions, found statically (none when the file does not compile).
+
+        Parsed on first use: grading does not need the tree (the worker reports what the
+        file defines), and parsing costs as much as compiling.
+        """
+        if self.syntax_error is not None:
+            return ()
+        tree = ast.parse(self.source, filename=self.name)
+        return tuple(dict.fromkeys(n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))))
 
     @property
     def name(self) -> str:
@@ -63,10 +74,7 @@ def read_submission(path: str | Path) -> Submission:
         source, notes, cells = _from_notebook(path, raw)
     else:
         source, notes, cells = raw, (), None
-    syntax_error, tree = _compile(source, path.name)
-    functions = tuple(dict.fromkeys(n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
-                      ) if tree is not None else ()
-    return Submission(path, source, notes, cells, syntax_error, functions, tree)
+    return Submission(path, source, notes, cells, _syntax_error(source, path.name))
 
 
 def _read_text(path: Path) -> str:
@@ -122,14 +130,14 @@ def _cell_lines(text: str, cell: int, notes: list[str]) -> list[str]:
     return out
 
 
-def _compile(source: str, filename: str) -> tuple[SyntaxIssue | None, ast.Module | None]:
+def _syntax_error(source: str, filename: str) -> SyntaxIssue | None:
     try:
-        tree = ast.parse(source, filename=filename)
-        compile(tree, filename, "exec", dont_inherit=True)  # catches what parse lets through ('return' outside)
+        # compiled, not just parsed: compiling also catches what the parser lets through ('return' outside a function)
+        compile(source, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
         line = exc.lineno or 0
         text = (exc.text or "").rstrip("\n")
-        return SyntaxIssue(line, exc.msg, text), None
+        return SyntaxIssue(line, exc.msg, text)
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
-        return SyntaxIssue(0, f"cannot be compiled: {exc}", ""), None
-    return None, tree
+        return SyntaxIssue(0, f"cannot be compiled: {exc}", "")
+    return None
