@@ -143,7 +143,7 @@ class Outbox:
         self.running = (call_id, _monotonic())
 
     def add(self, answer: list, outputs: list[np.ndarray]) -> None:
-        text = _encode(answer).encode("utf-8")
+        text = _answer_text(answer)
         with self.lock:
             self.running = None
             if not self.texts:
@@ -174,6 +174,15 @@ class Outbox:
             b"null" if running is None else b"%d" % running, b", ".join(self.texts))
         _send_frame(self.fd, header, self.arrays)
         self.texts, self.arrays, self.size = [], [], 0
+
+
+def _answer_text(answer: list) -> bytes:
+    """An answer as JSON; the common one (ok, no notes, nothing changed) without the encoder's overhead."""
+    call_id, elapsed, shapes, notes, mutated, error = answer
+    if error is None and not notes and not mutated:
+        # an int, a finite float's repr and a list of lists of ints are JSON as Python writes them
+        return b"[%d, %r, %r, [], [], null]" % (call_id, elapsed, shapes)
+    return _encode(answer).encode("utf-8")
 
 
 def _watch(outbox: Outbox) -> None:
@@ -417,8 +426,9 @@ def _dtype(descr: str, make: Callable[[str], np.dtype] = np.dtype) -> np.dtype:
     return _DTYPES.get(descr) or _DTYPES.setdefault(descr, make(descr))
 
 
-def _arguments(entry: list, blob: memoryview, pos: int) -> tuple[list[Any], list[np.ndarray | None]]:
-    """A call's arguments as the student receives them, and the pristine arrays to detect changes with.
+def _arguments(entry: list, blob: memoryview, pos: int) -> tuple[list[Any], list[np.ndarray | None], int]:
+    """A call's arguments as the student receives them, the pristine arrays to detect changes with, and where
+    the call's bytes end.
 
     ``entry`` is the call's [names, kinds, dtypes, shapes]; its bytes start at ``pos`` in ``blob``.
     """
@@ -438,18 +448,18 @@ def _arguments(entry: list, blob: memoryview, pos: int) -> tuple[list[Any], list
         else:
             args.append(int(raw) if kind == "int" else float(raw))
             pristine.append(None)
-    return args, pristine
+    return args, pristine, pos
 
 
-def _call_size(entry: list) -> int:
-    """How many bytes of the request's blob a call's arguments take."""
+def _calls_size(entries: Sequence[list]) -> int:
+    """How many bytes of the request's blob the arguments of these calls take (calls that are skipped)."""
     total = 0
-    for descr, shape in zip(entry[2], entry[3]):
-        dtype = _dtype(descr)
-        size = dtype.itemsize
-        for d in shape:
-            size *= d
-        total += size
+    for entry in entries:
+        for descr, shape in zip(entry[2], entry[3]):
+            size = _dtype(descr).itemsize
+            for d in shape:
+                size *= d
+            total += size
     return total
 
 
@@ -562,10 +572,10 @@ class Call:
         self.module, self.function, self.n_outputs = module, batch["function"], batch["n_outputs"]
         self.max_elements, self.lines, self.guard, self.keeper = max_elements, source_lines, guard, keeper
 
-    def __call__(self, call_id: int, entry: list, blob: memoryview, pos: int) -> tuple[list, list[np.ndarray]]:
+    def __call__(self, call_id: int, entry: list, blob: memoryview, pos: int) -> tuple[list, list[np.ndarray], int]:
         """Run one call on fresh copies of its arguments: the answer [id, elapsed, shapes or None (not ok),
-        notes, mutated, error or None] and the output arrays."""
-        args, pristine = _arguments(entry, blob, pos)
+        notes, mutated, error or None], the output arrays, and where the next call's bytes start."""
+        args, pristine, end = _arguments(entry, blob, pos)
         func: Callable | None = self.module.__dict__.get(self.function)
         outputs: list[np.ndarray] = []
         notes: list[str] = []
@@ -580,7 +590,7 @@ class Call:
         if refused is not None:  # whatever the function returned, it tried to use a forbidden module
             outputs, notes, error = [], [], _error("forbidden", "ImportError", refused)
         shapes = [list(a.shape) for a in outputs] if error is None else None
-        return [call_id, _perf_counter() - start, shapes, notes[:MAX_ITEMS], mutated, error], outputs
+        return [call_id, _perf_counter() - start, shapes, notes[:MAX_ITEMS], mutated, error], outputs, end
 
     def _run(self, func: Callable, args: list[Any]) -> tuple[list[np.ndarray], list[str], dict | None]:
         keeper = self.keeper
@@ -619,22 +629,24 @@ def run_batch(call: Call, batch: dict, blob: memoryview, pos: int, outbox: Outbo
     ok skips the rest of its group, and a status in ``stop_on`` ends the batch. The grader
     applies the same rule to the answers, so it knows which answer to expect next.
     """
-    entries, groups = batch["calls"], batch["groups"]
-    starts = [pos]
-    for entry in entries:
-        starts.append(starts[-1] + _call_size(entry))
+    entries, groups, stop_on = batch["calls"], batch["groups"], batch["stop_on"]
     ends = [end for size, end in zip(groups, _running_sums(groups)) for _ in range(size)]
     k = 0
     while k < len(entries):
         outbox.begin(batch["id"] + k)
-        answer, outputs = call(batch["id"] + k, entries[k], blob, starts[k])
+        answer, outputs, pos = call(batch["id"] + k, entries[k], blob, pos)
         outbox.add(answer, outputs)
         del outputs
         status = _status(answer)
-        if status in batch["stop_on"]:
+        if status in stop_on:
+            k += 1
             break
-        k = k + 1 if status == "ok" else ends[k]
-    return starts[-1]
+        if status != "ok":
+            pos += _calls_size(entries[k + 1:ends[k]])
+            k = ends[k]
+        else:
+            k += 1
+    return pos + _calls_size(entries[k:])
 
 
 def run_calls(module: types.ModuleType, request: dict, blob: memoryview, source_lines: list[str],
