@@ -13,7 +13,8 @@ a payload is a 4-byte big-endian length and a UTF-8 JSON header, then raw bytes
 whose layout the header gives. Nothing is ever pickled. Requests are ``load``
 (once) and ``calls``: one or more batches, each of calls of one function, whose
 arguments' bytes follow back to back. The worker answers ``load`` with ``loading``
-events (one before each top-level statement) and one ``loaded`` event, and
+events (one before each top-level statement, or run of plain function
+definitions: ``_units``) and one ``loaded`` event, and
 ``calls`` with ``results`` frames: the answers of many calls and their outputs as
 float64 bytes, sent when a batch ends, when the oldest waiting answer is
 ``flush_after`` seconds old, or when they grow large. A watchdog thread also sends
@@ -52,7 +53,7 @@ import struct
 import time
 import traceback
 import types
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -375,8 +376,36 @@ def _future_flags(stmt: ast.stmt) -> int:
     return 0
 
 
+def _units(body: list[ast.stmt], skip: set[int]) -> Iterator[list[ast.stmt]]:
+    """The statements to run one at a time, those on a ``skip`` line left out; a run of plain function
+    definitions goes as one, since defining such a function evaluates nothing that could fail or hang."""
+    run: list[ast.stmt] = []
+    for stmt in body:
+        if stmt.lineno in skip:
+            continue
+        if _plain_def(stmt):
+            run.append(stmt)
+            continue
+        if run:
+            yield run
+            run = []
+        yield [stmt]
+    if run:
+        yield run
+
+
+def _plain_def(stmt: ast.stmt) -> bool:
+    """A ``def`` with no decorators, default values or annotations: nothing in it runs before it is called."""
+    if type(stmt) is not ast.FunctionDef or stmt.decorator_list or stmt.returns is not None:
+        return False
+    a = stmt.args
+    params = [*a.posonlyargs, *a.args, *a.kwonlyargs, *(p for p in (a.vararg, a.kwarg) if p is not None)]
+    return not a.defaults and not any(a.kw_defaults) and all(p.annotation is None for p in params)
+
+
 def load(request: dict, out_fd: int, guard: ImportGuard, keeper: Pristine) -> types.ModuleType:
-    """Execute the submission one top-level statement at a time, reporting each failure."""
+    """Execute the submission one top-level statement (or run of plain definitions) at a time, reporting each
+    failure."""
     source, filename = request["source"], request["filename"]
     skip, lines = set(request["skip_lines"]), source.splitlines()
     module = types.ModuleType("submission")
@@ -390,14 +419,13 @@ def load(request: dict, out_fd: int, guard: ImportGuard, keeper: Pristine) -> ty
         errors.append({"line": getattr(exc, "lineno", None) or 0, **_error("syntax", "SyntaxError", _text(exc))})
         body = []
     flags = 0
-    for stmt in body:
+    for unit in _units(body, skip):
+        stmt = unit[0]
         flags |= _future_flags(stmt)
-        if stmt.lineno in skip:
-            continue
         send(out_fd, {"event": "loading", "line": stmt.lineno})
         mark = len(guard.attempts)
         try:
-            code = compile(ast.Module([stmt], type_ignores=[]), filename, "exec", flags=flags, dont_inherit=True)
+            code = compile(ast.Module(unit, type_ignores=[]), filename, "exec", flags=flags, dont_inherit=True)
             exec(code, module.__dict__)
         except KeyboardInterrupt:
             raise
