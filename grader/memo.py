@@ -7,8 +7,8 @@ gives on a trial, the expected side of a comparison) is the same for every stude
 so it is worked out once. The student's own values never go into a memo.
 
 The objects are not hashable (they hold arrays), so they are found by ``id``. Each
-entry holds its objects, so no id can be reused by another object while the entry
-lives and an entry can never be found for the wrong object. The oldest entries go
+entry holds its objects, so no id in a key can be reused by another object while the
+entry lives: an entry can never be found for the wrong object. The oldest entries go
 first once ``size`` are held: tests and long sessions draw many plans.
 """
 
@@ -27,9 +27,9 @@ class Memo(Generic[V]):
         self._held: dict[tuple[Hashable, ...], tuple[tuple[object, ...], V]] = {}
 
     def get(self, objects: tuple[object, ...], extra: Hashable, make: Callable[[], V]) -> V:
-        key = (*map(id, objects), extra)
+        key = (len(objects), *map(id, objects), extra)
         hit = self._held.get(key)
-        if hit is not None and all(a is b for a, b in zip(hit[0], objects)):
+        if hit is not None:
             return hit[1]
         value = make()
         if len(self._held) >= self.size:
@@ -39,6 +39,3 @@ class Memo(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._held)
-
-    def clear(self) -> None:
-        self._held.clear()
