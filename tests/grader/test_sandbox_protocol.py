@@ -46,6 +46,11 @@ OK = [3, 0.0, [[2]], [], [], None]
     [3, -1.0, [[2]], [], [], None],  # a negative time
     [3, 0.0, [[2]], [], ["y"], None],  # changed an argument the call does not have
     [3, 0.0, [[2]], [1], [], None],  # a note that is no text
+    [3, 0.0, [[2]], 0, [], None],  # notes that are no list, though as empty as one
+    [3, 0.0, [[2]], [], {}, None],  # changed arguments that are no list
+    [3, 0.0, [[2]], None, None, None],
+    [3, 0.0, [2], [], [], None],  # a shape that is no list
+    [3, 0.0, [[1] * 65], [], [], None],  # more dimensions than NumPy allows
     [3, 0.0, [[2], [2]], [], [], None],  # two outputs for a call that returns one
     [3, 0.0, [[3]], [], [], None],  # more values than the frame holds
     [3, 0.0, [[-1]], [], [], None],  # a negative dimension
