@@ -94,8 +94,7 @@ class _Expected:
     @staticmethod
     def of(expected: Sequence[np.ndarray], tol: Tolerance) -> _Expected:
         values = np.concatenate([a.reshape(-1) for a in expected])
-        magnitude = np.abs(values)
-        return _Expected(np.cumsum([a.size for a in expected]), values, magnitude, tol.atol + tol.rtol * magnitude)
+        return _Expected(np.cumsum([a.size for a in expected]), values, np.abs(values), _allowed(values, tol))
 
 
 _EXPECTED: Memo[_Expected] = Memo(1024)  # one per question output of a plan
